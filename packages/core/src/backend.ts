@@ -1,0 +1,101 @@
+/**
+ * Choosing and starting the tfjs backend: the only file that names a backend.
+ *
+ * Order for `auto`: `tensorflow` (native libtensorflow from @tensorflow/tfjs-node-gpu, then
+ * @tensorflow/tfjs-node; optional dependencies whose install script may have failed), then
+ * `wasm`, then `cpu`. Model code imports only @tensorflow/tfjs-core, so any backend serves.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import "@tensorflow/tfjs-backend-wasm";
+import { BackendError } from "./errors.js";
+import { registerCustomKernels } from "./kernels/register.js";
+import { silentLogger, type Logger } from "./log.js";
+
+export const BACKEND_NAMES = ["auto", "tensorflow", "wasm", "cpu"] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/** The wasm heap cannot grow past 4 GiB (32-bit addresses). */
+export const WASM_HEAP_LIMIT_BYTES = 4 * 1024 ** 3;
+
+let gradientsLoaded: Promise<unknown> | undefined;
+
+/**
+ * tfjs-core's Node entry registers no gradients; `pnpm build` bundles tfjs-core's
+ * register_all_gradients into vendor/ (scripts/bundle-tfjs-gradients.mjs). This path works
+ * from src/ (tests) and dist/ (CLIs) alike, both one level below the package root.
+ */
+export function loadGradients(): Promise<unknown> {
+  gradientsLoaded ??= import(new URL("../vendor/tfjs-gradients.js", import.meta.url).href).catch((cause: unknown) => {
+    gradientsLoaded = undefined;
+    throw new BackendError("tfjs gradients are not built (packages/core/vendor/tfjs-gradients.js is missing)", {
+      hint: "run `pnpm install` (or `pnpm build`) at the repository root",
+      cause,
+    });
+  });
+  return gradientsLoaded;
+}
+
+async function tryNativeTensorflow(log: Logger): Promise<string | undefined> {
+  for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+    try {
+      await import(pkg);
+      if (await tf.setBackend("tensorflow")) {
+        return pkg;
+      }
+    } catch (err) {
+      log.debug({ pkg, err: String(err).split("\n")[0] }, "native tensorflow unavailable");
+    }
+  }
+  return undefined;
+}
+
+export interface BackendInfo {
+  /** The tfjs backend name that runs: `tensorflow`, `wasm` or `cpu`. */
+  name: string;
+  /** Where it came from, e.g. `@tensorflow/tfjs-node` for `tensorflow`. */
+  source: string;
+}
+
+/**
+ * Start a backend and make it the current one. Safe to call again: a later call with
+ * another name switches backends.
+ */
+export async function initBackend(requested: BackendName = "auto", log: Logger = silentLogger): Promise<BackendInfo> {
+  // Silence tfjs's console banners ("looks like you are running TensorFlow.js in Node.js"):
+  // core never prints. PROD only turns off tfjs's own warn/log helpers.
+  tf.env().set("PROD", true);
+  await loadGradients();
+  registerCustomKernels();
+  let info: BackendInfo | undefined;
+  if (requested === "tensorflow" || requested === "auto") {
+    const pkg = await tryNativeTensorflow(log);
+    if (pkg) {
+      info = { name: "tensorflow", source: pkg };
+    } else if (requested === "tensorflow") {
+      throw new BackendError("the tensorflow backend is not available (neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node loads)", {
+        hint: "install @tensorflow/tfjs-node where its install script can download libtensorflow, or use --backend wasm",
+      });
+    }
+  }
+  if (!info && (requested === "wasm" || requested === "auto")) {
+    try {
+      if (await tf.setBackend("wasm")) {
+        info = { name: "wasm", source: "@tensorflow/tfjs-backend-wasm" };
+      }
+    } catch (cause) {
+      if (requested === "wasm") {
+        throw new BackendError("the wasm backend failed to start", { cause, hint: "use --backend cpu" });
+      }
+    }
+  }
+  if (!info) {
+    if (!(await tf.setBackend("cpu"))) {
+      throw new BackendError("the cpu backend failed to start");
+    }
+    info = { name: "cpu", source: "@tensorflow/tfjs-backend-cpu" };
+  }
+  await tf.ready();
+  log.info({ backend: info.name, source: info.source }, `tfjs backend: ${info.name}`);
+  return info;
+}
