@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { TokenizerError } from "../errors.js";
-import { type ModelFamily, resolvePadId } from "./resolve-pad-id.js";
+import { type PadRuleFamily, resolvePadId } from "./resolve-pad-id.js";
 
 // The rules of docs/oml-reference.md §3, on a tokenizer with BOS 1 and EOS 2.
 const noPad = { bosId: 1, eosId: 2 };
@@ -20,7 +20,7 @@ describe("resolvePadId", () => {
     ["gemma", 1],
     ["microsoft", 1],
     ["phi3", 1],
-  ] as const)("family %s → %i", (family: ModelFamily, id) => {
+  ] as const)("family %s → %i", (family: PadRuleFamily, id) => {
     // the padding side matters only for a local path
     expect(resolvePadId(noPad, { family, paddingSide: "left" })).toBe(id);
     expect(resolvePadId(noPad, { family, paddingSide: "right" })).toBe(id);
@@ -35,6 +35,6 @@ describe("resolvePadId", () => {
   test("a missing token or an unknown family is a TokenizerError", () => {
     expect(() => resolvePadId({ bosId: 1 }, { family: "llama" })).toThrow(TokenizerError);
     expect(() => resolvePadId({ eosId: 2 }, { paddingSide: "left" })).toThrow(/set pad_token|no pad token/);
-    expect(() => resolvePadId(noPad, { family: "bloom" as ModelFamily })).toThrow(/unknown model family "bloom"/);
+    expect(() => resolvePadId(noPad, { family: "bloom" as PadRuleFamily })).toThrow(/unknown model family "bloom"/);
   });
 });

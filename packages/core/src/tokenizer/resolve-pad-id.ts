@@ -6,13 +6,16 @@
  */
 import { TokenizerError } from "../errors.js";
 
-/** Model families of the reference (`model_family`), plus the model_type names they map to. */
-export const MODEL_FAMILIES = ["llama", "mistral", "Eleuther", "gpt_neox", "microsoft", "phi3", "gemma"] as const;
-export type ModelFamily = (typeof MODEL_FAMILIES)[number];
+/**
+ * Model families of the reference (`model_family`, see finetune-options' MODEL_FAMILIES), plus
+ * the model_type names gpt_neox and phi3 for Eleuther and microsoft.
+ */
+export const PAD_RULE_FAMILIES = ["llama", "mistral", "Eleuther", "gpt_neox", "microsoft", "phi3", "gemma"] as const;
+export type PadRuleFamily = (typeof PAD_RULE_FAMILIES)[number];
 
 export type PaddingSide = "left" | "right";
 
-const FAMILY_PAD: Record<ModelFamily, "eos" | "bos"> = {
+const FAMILY_PAD: Record<PadRuleFamily, "eos" | "bos"> = {
   llama: "eos",
   Eleuther: "eos",
   gpt_neox: "eos",
@@ -32,7 +35,7 @@ export interface PadCandidates {
 
 export interface ResolvePadIdParams {
   /** The reference's model family; omit for a local model path. */
-  family?: ModelFamily;
+  family?: PadRuleFamily;
   /** Padding side, used only for a local path (no family). Default "right". */
   paddingSide?: PaddingSide;
 }
@@ -54,7 +57,7 @@ export function pickPadId(tok: PadCandidates, params: ResolvePadIdParams = {}): 
  */
 export function resolvePadId(tok: PadCandidates, params: ResolvePadIdParams = {}): number {
   if (params.family !== undefined && !(params.family in FAMILY_PAD)) {
-    throw new TokenizerError(`unknown model family "${String(params.family)}"`, { hint: `use one of ${MODEL_FAMILIES.join(", ")}` });
+    throw new TokenizerError(`unknown model family "${String(params.family)}"`, { hint: `use one of ${PAD_RULE_FAMILIES.join(", ")}` });
   }
   const id = pickPadId(tok, params);
   if (id === undefined) {
