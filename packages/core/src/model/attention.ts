@@ -1,0 +1,146 @@
+/**
+ * Causal self-attention with grouped-query heads, RoPE and an optional KV cache.
+ *
+ * Shape letters: B batch, T new tokens (the queries), P cached tokens, S = P + T keys,
+ * C hidden width, nh query heads, nkv key/value heads, nrep = nh / nkv, hs head size,
+ * rd rotary dims.
+ *
+ * GQA without repeat_kv: query head h uses kv head h / nrep (transformers' `repeat_kv`
+ * interleaving), so q (B, nh, T, hs) viewed as (B, nkv, nrep·T, hs) lines every group of
+ * nrep query heads up with its kv head, and one batched matMul per side serves them all;
+ * k and v are never copied nrep times (tile's gradient is also missing for rank 5).
+ *
+ * Measured (ms per attention core: scores, mask, softmax, ·v; 2 cores shared with other jobs,
+ * so ±20%):
+ *   stories260K prefill (B=1, nh=8, nkv=4, T=64, hs=8), wasm fwd / fwd+bwd:
+ *     repeat_kv + rank-4 matMul 3.2–5.3 / –, grouped 1.1–2.9 / 3.5–13, per-head 2-D matMuls 5.4 / –
+ *   one decode step against 64 cached keys, wasm: repeat_kv 1.6–44 (tile), grouped 0.08–1.3
+ *   training scale (B=8, nh=4, T=64, hs=64), wasm fwd / fwd+bwd: grouped 23–33 / 73–101,
+ *     per-head 2-D 70–107 / –; cpu: grouped 136–385 / 333–635, per-head 2-D 160–204 / –
+ *   transposeB flag vs explicit transpose + matMul vs custom-gradient explicit transposes: all
+ *   within noise for these batched matMuls (the 10–20× flag penalty concerns 2-D matMuls,
+ *   which `linear` handles), so scores use matMul(q, k, false, true) and tfjs's own gradient.
+ *   cpu's broadcasting binary ops are ~100× slower than same-shape ones (e.g. the mask add,
+ *   softmax's max-subtraction: 160–230 ms at B·nh·T·S = 0.5M); wasm does them in < 1 ms.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { linear } from "./linear.js";
+import type { Projection } from "./mlp.js";
+import { applyRope } from "./rope.js";
+
+/** Large negative additive bias for masked scores; finite, so a fully masked row gives no NaN. */
+export const MASKED = -1e9;
+
+/** Head layout of one attention layer. */
+export interface AttentionDims {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+}
+
+/** The four projections of one attention layer (HF (out, in) layout). */
+export interface AttentionWeights {
+  /** (nh·hs, C) */
+  q: Projection;
+  /** (nkv·hs, C) */
+  k: Projection;
+  /** (nkv·hs, C) */
+  v: Projection;
+  /** (C, nh·hs) */
+  o: Projection;
+}
+
+/** Keys and values of the tokens so far, RoPE already applied to the keys. */
+export type LayerKv = {
+  /** (B, nkv, S, hs) */
+  k: tf.Tensor4D;
+  /** (B, nkv, S, hs) */
+  v: tf.Tensor4D;
+};
+
+/** Per-call inputs shared by every layer. */
+export interface AttentionContext {
+  /** (B, 1, T, rd) */
+  cos: tf.Tensor4D;
+  /** (B, 1, T, rd) */
+  sin: tf.Tensor4D;
+  /** additive bias (B or 1, 1, T, S) from attentionBias() */
+  bias: tf.Tensor4D;
+  /** this layer's cache before the call (P tokens), if any */
+  past?: LayerKv;
+}
+
+/** (B, T, n·hs) → (B, n, T, hs) */
+function splitHeads(x: tf.Tensor, n: number, hs: number): tf.Tensor4D {
+  const [B, T] = x.shape as [number, number, number];
+  return tf.transpose(tf.reshape(x, [B, T, n, hs]), [0, 2, 1, 3]);
+}
+
+/**
+ * Causal self-attention of one layer.
+ * @param x (B, T, C) normalised input
+ * @returns y (B, T, C) and this layer's keys/values including the new tokens (S = P + T)
+ */
+export function causalSelfAttention(x: tf.Tensor3D, w: AttentionWeights, dims: AttentionDims, ctx: AttentionContext): { y: tf.Tensor3D; kv: LayerKv } {
+  return tf.tidy(() => {
+    const [B, T] = x.shape;
+    const { nHeads: nh, nKvHeads: nkv, headDim: hs } = dims;
+    const nrep = nh / nkv;
+    const q = applyRope(splitHeads(linear(x, w.q.w, w.q.b), nh, hs), ctx.cos, ctx.sin); // (B, nh, T, hs)
+    let k = applyRope(splitHeads(linear(x, w.k.w, w.k.b), nkv, hs), ctx.cos, ctx.sin); // (B, nkv, T, hs)
+    let v = splitHeads(linear(x, w.v.w, w.v.b), nkv, hs); // (B, nkv, T, hs)
+    if (ctx.past) {
+      k = tf.concat([ctx.past.k, k], 2); // (B, nkv, S, hs)
+      v = tf.concat([ctx.past.v, v], 2); // (B, nkv, S, hs)
+    }
+    const S = k.shape[2];
+    const qg = tf.reshape(q, [B, nkv, nrep * T, hs]); // (B, nkv, nrep·T, hs)
+    const scores = tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(hs)); // (B, nkv, nrep·T, S)
+    const biased = tf.add(tf.reshape(scores, [B, nkv, nrep, T, S]), tf.expandDims(ctx.bias, 2)); // (B, nkv, nrep, T, S)
+    const probs = tf.reshape(tf.softmax(biased), [B, nkv, nrep * T, S]); // float32 softmax over keys
+    const out = tf.reshape(tf.matMul(probs, v), [B, nh, T, hs]); // (B, nh, T, hs)
+    const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, nh * hs]); // (B, T, nh·hs)
+    const y = linear(merged, w.o.w, w.o.b) as tf.Tensor3D; // (B, T, C)
+    return { y, kv: { k, v } };
+  });
+}
+
+/**
+ * Additive attention bias: 0 where query t may see key s, MASKED elsewhere. Query t sits at
+ * absolute index P + t (P = S − T cached tokens): it sees keys s ≤ P + t whose attention-mask
+ * entry is 1, so left and right padding both leave real tokens' scores untouched.
+ * @param attentionMask (B, S) 1 = real token, 0 = padding; omitted: every key is real
+ * @returns (B or 1, 1, T, S)
+ */
+export function attentionBias(T: number, S: number, attentionMask?: tf.Tensor2D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const P = S - T;
+    const causal = new Float32Array(T * S);
+    for (let t = 0; t < T; t++) {
+      causal.fill(MASKED, t * S + P + t + 1, (t + 1) * S);
+    }
+    const causalT = tf.tensor4d(causal, [1, 1, T, S]);
+    if (!attentionMask) {
+      return causalT;
+    }
+    const B = attentionMask.shape[0];
+    const keyBias = tf.mul(tf.sub(1, tf.cast(attentionMask, "float32")), MASKED); // (B, S)
+    return tf.add(causalT, tf.reshape(keyBias, [B, 1, 1, S]));
+  });
+}
+
+/**
+ * Position ids as transformers' generate derives them: cumsum(mask) − 1 (so a left-padded row
+ * starts at 0 at its first real token), 1 at padding; the last T columns.
+ * @param attentionMask (B, S)
+ * @returns (B, T) int32
+ */
+export function positionIdsFromMask(attentionMask: tf.Tensor2D, T: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, S] = attentionMask.shape;
+    const m = tf.cast(attentionMask, "int32");
+    const pos = tf.sub(tf.cumsum(m, 1), 1);
+    const filled = tf.where(tf.equal(m, 0), tf.onesLike(pos), pos);
+    return tf.slice(filled, [0, S - T], [B, T]) as tf.Tensor2D;
+  });
+}
