@@ -2,10 +2,11 @@
  * Loading a Hugging Face model directory (config.json, generation_config.json, safetensors
  * weights) into tf tensors. Pair loadModel / disposeModel.
  */
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { ModelLoadError } from "../errors.js";
-import { readSafetensors } from "../io/safetensors.js";
+import { readModelWeights, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from "../io/model-files.js";
 import { silentLogger, type Logger } from "../log.js";
 import { toIdList, TokenIdsSchema, type ModelConfig } from "./config.js";
 import { getArchitecture, type Weights } from "./registry.js";
@@ -52,17 +53,15 @@ async function readJsonObject(file: string, optional: boolean): Promise<Record<s
   return value as Record<string, unknown>;
 }
 
-/** The weight tensors of a model directory (the one place that knows the file layout). */
-async function readWeightTensors(dir: string): Promise<{ tensors: Map<string, RawTensor>; file: string }> {
-  const file = path.join(dir, "model.safetensors");
-  try {
-    return { tensors: await readSafetensors(file), file };
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new ModelLoadError(`${file}: not found`, { hint: "the model directory needs its weights as model.safetensors", cause });
-    }
-    throw cause;
-  }
+/**
+ * The weight tensors of a model directory: `model.safetensors` or the shards of its index
+ * (io/model-files.ts), and the file to name in shape errors.
+ */
+async function readWeightTensors(dir: string, log: Logger): Promise<{ tensors: Map<string, RawTensor>; file: string }> {
+  const tensors = await readModelWeights(dir, { log });
+  const single = path.join(dir, SAFE_WEIGHTS_NAME);
+  const file = existsSync(single) ? single : path.join(dir, SAFE_WEIGHTS_INDEX_NAME);
+  return { tensors, file };
 }
 
 /**
@@ -99,7 +98,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   const abs = path.resolve(dir);
   const { config, generationConfig } = await loadModelConfig(abs);
   const arch = getArchitecture(config.modelType);
-  const { tensors, file } = await readWeightTensors(abs);
+  const { tensors, file } = await readWeightTensors(abs, log);
   const weights = buildWeights(arch, config, tensors, file, log);
   log.debug({ dir: abs, modelType: config.modelType, tensors: weights.size }, "model loaded");
   return { config, weights, dir: abs, generationConfig };
