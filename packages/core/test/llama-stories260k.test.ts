@@ -9,6 +9,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { initBackend } from "../src/backend.js";
 import { forward } from "../src/model/forward.js";
+import { createKvCache, disposeKvCache, kvCacheLength } from "../src/model/kv-cache.js";
 import { disposeModel, loadModel, type Model } from "../src/model/load-model.js";
 
 const DIR = path.resolve(__dirname, "../../../../shared/models/stories260K");
@@ -80,6 +81,37 @@ for (const backend of ["cpu", "wasm"] as const) {
         const [got] = logitsOf(model, [r.input_ids]);
         expect(Math.abs(meanCrossEntropy(got as number[][], r.input_ids) - r.mean_next_token_cross_entropy)).toBeLessThan(1e-4);
       }
+    });
+
+    test("prefill + one token at a time through the KV cache = one full forward (1e-5)", () => {
+      const n = tf.memory().numTensors;
+      const ids = [
+        [0, 0, 1, 403, 407, 261, 378],
+        [1, 317, 269, 274, 287, 265, 282],
+      ];
+      const mask = [
+        [0, 0, 1, 1, 1, 1, 1],
+        [1, 1, 1, 1, 1, 1, 1],
+      ];
+      const full = logitsOf(model, ids, mask);
+      const cache = createKvCache(model.config.nLayers);
+      const step = (from: number, to: number): number[][][] => {
+        const input = tf.tensor2d(ids.map((r) => r.slice(from, to)), undefined, "int32");
+        const m = tf.tensor2d(mask.map((r) => r.slice(0, to)), undefined, "int32");
+        const out = forward(model, input, { attentionMask: m, cache });
+        const arr = out.arraySync();
+        tf.dispose([input, m, out]);
+        return arr;
+      };
+      const parts = [step(0, 4), step(4, 5), step(5, 6), step(6, 7)];
+      expect(kvCacheLength(cache)).toBe(7);
+      for (const b of [0, 1]) {
+        const pieced = parts.flatMap((p) => p[b] as number[][]);
+        const real = (full[b] as number[][]).map((row, t) => (mask[b]?.[t] ? row : null));
+        expect(maxAbsDiff(pieced.filter((_, t) => real[t]), real.filter((r): r is number[] => r !== null))).toBeLessThan(1e-5);
+      }
+      disposeKvCache(cache);
+      expect(tf.memory().numTensors).toBe(n);
     });
 
     test("left and right padding leave real tokens' logits unchanged (1e-5)", () => {
