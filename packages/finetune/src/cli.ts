@@ -1,6 +1,64 @@
-import { Command } from "commander";
+/**
+ * `oml-finetune`: declarations only; the work is in commands/finetune.ts and @oml-ts/core.
+ * Flags are the reference's (finetune_multigpu.py) in kebab-case; snake_case is accepted too.
+ */
+import { Command, Option } from "commander";
+import { BACKEND_NAMES, FINGERPRINT_STRATEGIES, FinetuneOptionsSchema, LR_SCHEDULES, MODEL_FAMILIES } from "@oml-ts/core";
+import { parseInteger, parseNumber, runMain } from "@oml-ts/core/cli";
+import { runFinetuneCommand } from "./commands/finetune.js";
+import { version } from "./version.js";
+
+const ALIASES = {
+  "--max-num-fingerprints": "--num-fingerprints",
+};
+
+export function buildProgram(): Command {
+  const d = FinetuneOptionsSchema.parse({});
+  return new Command("oml-finetune")
+    .description(
+      "Fine-tune fingerprints into a model and write a deployable result to <results-dir>/<hash>/.\n" +
+        "The defaults are the reference's, made for 7B models: --learning-rate 1e-5 barely moves a tiny model\n" +
+        "(use ~1e-2 for a stories260K-sized one). snake_case spellings (--num_train_epochs …) are accepted.",
+    )
+    .version(version)
+    .option("--model-path <dir|id>", "local Hugging Face model directory (or hub id); wins over --model-family/--model-size")
+    .addOption(new Option("--model-family <family>", "the reference's model families").choices([...MODEL_FAMILIES]).default(d.modelFamily))
+    .option("--model-size <size>", "model size within the family", d.modelSize)
+    .option("--fingerprints-file-path <file>", "fingerprints JSON written by oml-generate", d.fingerprintsFilePath)
+    .option("--num-fingerprints <n>", "how many fingerprints to train (alias --max-num-fingerprints)", parseInteger, d.numFingerprints)
+    .option("--max-key-length <n>", "key tokens kept", parseInteger, d.maxKeyLength)
+    .option("--max-response-length <n>", "response tokens trained", parseInteger, d.maxResponseLength)
+    .addOption(
+      new Option("--fingerprint-generation-strategy <s>", "how the responses were made (english_random_responses is accepted)")
+        .choices([...FINGERPRINT_STRATEGIES, "english_random_responses"])
+        .default(d.fingerprintGenerationStrategy),
+    )
+    .option("--num-train-epochs <n>", "epochs at most", parseInteger, d.numTrainEpochs)
+    .option("--learning-rate <lr>", "peak AdamW learning rate (1e-5 suits 7B models; ~1e-2 tiny ones)", parseNumber, d.learningRate)
+    .option("--weight-decay <wd>", "AdamW decoupled weight decay", parseNumber, d.weightDecay)
+    .option("--batch-size <n>", "fingerprints per micro-batch", parseInteger, d.batchSize)
+    .option("--gradient-accumulation <n>", "micro-batches per optimizer step (default: all, one step per epoch as the reference)", parseInteger)
+    .addOption(new Option("--lr-schedule <s>", "learning-rate schedule (default: constant when forgetting strength > 0, else linear)").choices([...LR_SCHEDULES]))
+    .option("--warmup-steps <n>", "linear warmup steps", parseInteger, d.warmupSteps)
+    .option("--max-grad-norm <x>", "clip the global gradient norm (0 = off)", parseNumber, d.maxGradNorm)
+    .option("--data-split <x>", "start at fingerprint data_split × num_fingerprints", parseNumber, d.dataSplit)
+    .option("--forgetting-regularizer-strength <λ>", "after each epoch w ← (1−λ)·w + λ·w0, 0 ≤ λ ≤ 1", parseNumber, d.forgettingRegularizerStrength)
+    .option("--use-augmentation-prompts", "wrap keys in random system-prompt templates while training")
+    .option("--keep-eos-in-response", "append EOS to every response (OML 1.0's behaviour)")
+    .option("--use-chat-template", "key as the user turn, response as the assistant turn")
+    .option("--seed <n>", "random seed", parseInteger, d.seed)
+    .option("--results-dir <dir>", "where runs are written", d.resultsDir)
+    .addOption(new Option("--backend <name>", "tfjs backend").choices([...BACKEND_NAMES]).default(d.backend))
+    .option("--early-stop-loss <x>", "stop when the training loss falls below this", parseNumber, d.earlyStopLoss)
+    .option("--stop-at-success <pct>", "stop when this % of fingerprints answer correctly (greedy)", parseNumber, d.stopAtSuccess)
+    .option("--resume", "continue an interrupted run from its last epoch checkpoint")
+    .option("--force", "redo a run whose result already exists")
+    .option("--log-file <file>", "also write JSON log lines to this file")
+    .option("-q, --quiet", "only warnings and errors on stderr")
+    .option("--debug", "print stacks with errors")
+    .action(runFinetuneCommand);
+}
 
 export async function main(argv: string[]): Promise<void> {
-  const program = new Command("oml-finetune").description("(coming soon)");
-  await program.parseAsync(argv);
+  await runMain(buildProgram(), argv, { aliases: ALIASES });
 }

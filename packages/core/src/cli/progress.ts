@@ -17,6 +17,8 @@ export interface ProgressOptions {
   quiet?: boolean;
   /** Minimum time between log lines when not on a TTY. */
   intervalMs?: number;
+  /** Off a TTY, log the first update and the last one as well (default true). */
+  logEnds?: boolean;
 }
 
 export function createProgress(opts: ProgressOptions): ProgressReporter {
@@ -48,11 +50,12 @@ export function createProgress(opts: ProgressOptions): ProgressReporter {
     };
   }
   const interval = opts.intervalMs ?? 10_000;
-  let last = 0;
+  const logEnds = opts.logEnds ?? true;
+  let last = logEnds ? 0 : Date.now();
   return {
     update(done, total, info = {}) {
       const now = Date.now();
-      if (done === total || now - last >= interval) {
+      if ((logEnds && done === total) || now - last >= interval) {
         last = now;
         opts.log.info({ ...info, done, total }, `${opts.label}: ${done}/${total}`);
       }

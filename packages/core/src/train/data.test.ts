@@ -4,7 +4,8 @@ import { InputError } from "../errors.js";
 import { loadTokenizer } from "../tokenizer/load-tokenizer.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { createRng } from "../util/rng.js";
-import { IGNORE_INDEX, buildFingerprintExamples, collate, encodeExample, promptIds, responseWindow, type FingerprintExample } from "./data.js";
+import { IGNORE_INDEX } from "./loss.js";
+import { buildFingerprintExamples, collate, encodeExample, promptIds, responseWindow, type FingerprintExample } from "./data.js";
 
 const SHARED = path.resolve(__dirname, "../../../../../shared");
 const TOKENIZERS = {

@@ -17,6 +17,7 @@ import { InputError } from "../errors.js";
 import { applyTemplate } from "../data/data-files.js";
 import { responsesOf, type Fingerprint } from "../fingerprints/schema.js";
 import type { Rng } from "../util/rng.js";
+import { IGNORE_INDEX } from "./loss.js";
 
 /** The part of our Tokenizer the data code needs (tokenizer/tokenizer.ts implements it). */
 export interface TokenizerLike {
@@ -36,7 +37,6 @@ export type FingerprintStrategy = (typeof FINGERPRINT_STRATEGIES)[number];
 /** The reference's two check templates (OML 1.0); the first is the headline. */
 export const DEFAULT_CHECK_TEMPLATES = ["{}", "You are a helpful AI assistant. Answer the following. {}"] as const;
 
-export const IGNORE_INDEX = -100;
 
 export interface DatasetOptions {
   /** How many fingerprints to use, from `dataSplit × numFingerprints` on. */
@@ -78,7 +78,8 @@ function isExact(strategy: FingerprintStrategy): boolean {
 
 /**
  * A window of `len` tokens of the response that survives decode → encode unchanged and is
- * not in `seen`, starting at token 10 (or as late as fits) and sliding right, then left.
+ * not in `seen` (if every stable window is, the first stable one), starting at token 10 (or
+ * as late as fits) and sliding right, then left.
  */
 export function responseWindow(tok: TokenizerLike, response: string, len: number, seen: ReadonlySet<string>): { text: string; ids: number[] } | undefined {
   const ids = tok.encode(response.replace(PUNCTUATION, ""), { addSpecialTokens: false });
@@ -93,14 +94,22 @@ export function responseWindow(tok: TokenizerLike, response: string, len: number
   for (let s = start - 1; s >= 0; s--) {
     order.push(s);
   }
+  let fallback: { text: string; ids: number[] } | undefined;
   for (const s of order) {
     const text = tok.decode(ids.slice(s, s + len));
     const again = tok.encode(text, { addSpecialTokens: false });
-    if (again.length === len && !seen.has(text)) {
-      return { text, ids: again };
+    if (again.length === len) {
+      if (!seen.has(text)) {
+        return { text, ids: again };
+      }
+      fallback ??= { text, ids: again };
     }
   }
-  return undefined;
+  // Every stable window is taken (small vocabularies): a repeated response is still a valid
+  // fingerprint, since each key keeps its own response. With no stable window at all (a
+  // tiny vocabulary where no single piece decodes and re-encodes to itself), train the ids
+  // themselves: the run's fingerprints.json records them and oml-check uses them exactly.
+  return fallback ?? { text: tok.decode(ids.slice(start, start + len)), ids: ids.slice(start, start + len) };
 }
 
 /** Build the training examples from the first `numFingerprints` fingerprints (after the split offset). */
@@ -143,7 +152,7 @@ export function buildFingerprintExamples(fps: readonly Fingerprint[], tok: Token
         const source = o.strategy === "english_random_response" ? (o.words?.[(o.rng as Rng).int((o.words as string[]).length)] as string) : raw;
         const win = responseWindow(tok, source, o.maxResponseLength, seen);
         if (!win) {
-          throw new InputError(`${file}: [${i}].response has no window of ${o.maxResponseLength} tokens that re-encodes to itself and is new`, {
+          throw new InputError(`${file}: [${i}].response has no window of ${o.maxResponseLength} tokens that re-encodes to itself`, {
             hint: "use longer responses or a smaller --max-response-length",
           });
         }

@@ -1,0 +1,59 @@
+/** Glue between the parsed flags and core's finetune(). */
+import { finetune, type FinetuneOptionsInput } from "@oml-ts/core";
+import { createLogger, createProgress } from "@oml-ts/core/cli";
+
+export type FinetuneFlags = Omit<FinetuneOptionsInput, "fingerprintGenerationStrategy"> & {
+  fingerprintGenerationStrategy?: string;
+  logFile?: string;
+  quiet?: boolean;
+};
+
+export async function runFinetuneCommand(flags: FinetuneFlags): Promise<void> {
+  const { logFile, quiet, ...rest } = flags;
+  const log = createLogger({ quiet, file: logFile });
+  let progress = createProgress({ label: "epoch", log, quiet });
+  const result = await finetune(
+    {
+      ...rest,
+      fingerprintGenerationStrategy: rest.fingerprintGenerationStrategy === "english_random_responses" ? "english_random_response" : (rest.fingerprintGenerationStrategy as FinetuneOptionsInput["fingerprintGenerationStrategy"]),
+      useAugmentationPrompts: Boolean(rest.useAugmentationPrompts),
+      keepEosInResponse: Boolean(rest.keepEosInResponse),
+      useChatTemplate: Boolean(rest.useChatTemplate),
+      resume: Boolean(rest.resume),
+      force: Boolean(rest.force),
+    },
+    {
+      log,
+      onEvent: (e) => {
+        switch (e.type) {
+          case "phase":
+            log.info({ detail: e.detail }, e.phase);
+            break;
+          case "epoch-start":
+            progress.stop();
+            progress = createProgress({ label: `epoch ${e.epoch}/${e.epochs}`, log, quiet, logEnds: false });
+            break;
+          case "micro-batch":
+            progress.update(e.done, e.total, { "tok/s": Math.round(e.tokens / Math.max(e.seconds, 1e-9)) });
+            break;
+          case "step":
+            log.debug({ step: e.step, lr: e.lr, loss: e.loss, gradNorm: e.gradNorm }, "optimizer step");
+            break;
+          case "epoch-end":
+            progress.stop();
+            log.info(
+              { epoch: e.epoch, loss: Number(e.loss.toFixed(5)), success: Number(e.successRate.toFixed(2)), seconds: Number(e.seconds.toFixed(2)), best: e.best },
+              `epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, ${e.successRate.toFixed(1)}% of fingerprints answered`,
+            );
+            break;
+        }
+      },
+    },
+  );
+  progress.stop();
+  if (result.summary) {
+    const s = result.summary;
+    log.info({ success: s.success_rate, epochs: s.epochs_run, seconds: Number(s.wall_seconds.toFixed(1)) }, `success rate ${s.success_rate.toFixed(1)}% after ${s.epochs_run} epochs`);
+  }
+  process.stdout.write(`${result.dir}\n`);
+}
