@@ -1,8 +1,16 @@
 /**
  * Kernels of our own, registered on every backend that needs them (idempotent).
  * - UnsortedSegmentSum on wasm (missing) and cpu (too slow at a 32k vocabulary).
+ * - Softmax on cpu (its generic broadcasting chain takes seconds at a 32k vocabulary).
+ * - OmlCrossEntropyGrad and OmlAdamWUpdate on both: train/loss.ts's backward and
+ *   train/adamw.ts's update, in place in the wasm heap.
+ * - Transpose on cpu (its own allocates per element; linear() and gather's gradient transpose).
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { ADAMW_UPDATE, adamwUpdateConfig } from "./adamw-update.js";
+import { CROSS_ENTROPY_GRAD, crossEntropyGradConfig } from "./cross-entropy-grad.js";
+import { softmaxConfig } from "./softmax.js";
+import { transposeConfig } from "./transpose.js";
 import { unsortedSegmentSumConfig } from "./unsorted-segment-sum.js";
 
 let registered = false;
@@ -17,5 +25,20 @@ export function registerCustomKernels(): void {
       tf.unregisterKernel(tf.UnsortedSegmentSum, backendName);
     }
     tf.registerKernel(unsortedSegmentSumConfig(backendName));
+    if (!tf.getKernel(CROSS_ENTROPY_GRAD, backendName)) {
+      tf.registerKernel(crossEntropyGradConfig(backendName));
+    }
+    if (!tf.getKernel(ADAMW_UPDATE, backendName)) {
+      tf.registerKernel(adamwUpdateConfig(backendName));
+    }
   }
+  if (tf.getKernel(tf.Softmax, "cpu")) {
+    tf.unregisterKernel(tf.Softmax, "cpu");
+  }
+  tf.registerKernel(softmaxConfig("cpu"));
+  const stockTranspose = tf.getKernel(tf.Transpose, "cpu");
+  if (stockTranspose) {
+    tf.unregisterKernel(tf.Transpose, "cpu");
+  }
+  tf.registerKernel(transposeConfig("cpu", stockTranspose?.kernelFunc));
 }

@@ -3,43 +3,17 @@
  *
  * The wasm backend has none, and the cpu backend's runs in O(numSegments × N) (minutes at a
  * 32k vocabulary). This one is a single O(N × inner) scatter-add in JS over the backend's
- * own buffers, registered for both.
+ * own buffers, registered for both. On wasm it reads and writes the heap in place (53 → ~20 ms
+ * for (512, 256) rows into a 32000 × 256 table).
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo, TypedArray } from "@tensorflow/tfjs-core";
-
-/** What we use of a backend: cpu has makeTensorInfo; wasm has makeOutput + typedArrayFromHeap. */
-interface DataBackend {
-  readSync(dataId: object): tf.backend_util.BackendValues;
-  makeTensorInfo?(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): TensorInfo;
-  makeOutput?(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap?(t: TensorInfo): TypedArray;
-}
-
-/** Hand `values` to the backend as a new tensor of `shape`. */
-export function makeOutput(b: DataBackend, shape: number[], dtype: tf.DataType, values: Float32Array | Int32Array): TensorInfo {
-  if (b.makeOutput && b.typedArrayFromHeap) {
-    const out = b.makeOutput(shape, dtype);
-    b.typedArrayFromHeap(out).set(values);
-    return out;
-  }
-  if (b.makeTensorInfo) {
-    return b.makeTensorInfo(shape, dtype, values);
-  }
-  throw new Error("backend can neither makeOutput nor makeTensorInfo");
-}
+import { readValues, zeroOutput, type DataBackend } from "./backend-data.js";
 
 /** out[segmentIds[i], :] += x[i, :] for the leading axis of x, as tf.unsortedSegmentSum. */
-export function unsortedSegmentSumValues(
-  x: TypedArray,
-  xShape: number[],
-  segmentIds: TypedArray,
-  numSegments: number,
-  out: Float32Array | Int32Array,
-): void {
+export function unsortedSegmentSumValues(x: TypedArray, segmentIds: TypedArray, numSegments: number, out: Float32Array | Int32Array): void {
   const outer = segmentIds.length;
   const inner = outer === 0 ? 0 : x.length / outer;
-  void xShape;
   for (let i = 0; i < outer; i++) {
     const s = segmentIds[i] as number;
     if (s < 0 || s >= numSegments) {
@@ -57,16 +31,13 @@ function kernelFunc({ inputs, backend, attrs }: Parameters<KernelConfig["kernelF
   const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
   const { numSegments } = attrs as unknown as { numSegments: number };
   const b = backend as unknown as DataBackend;
-  const xVals = b.readSync(x.dataId) as TypedArray;
-  const ids = b.readSync(segmentIds.dataId) as TypedArray;
   // tf.unsortedSegmentSum flattens segmentIds against the leading dims of x.
-  const idCount = ids.length;
   const innerShape = x.shape.slice(segmentIds.shape.length);
-  const innerSize = innerShape.reduce((a, c) => a * c, 1);
-  const outShape = [numSegments, ...innerShape];
-  const out = x.dtype === "int32" ? new Int32Array(numSegments * innerSize) : new Float32Array(numSegments * innerSize);
-  unsortedSegmentSumValues(xVals, [idCount, innerSize], ids, numSegments, out);
-  return makeOutput(b, outShape, x.dtype, out);
+  const out = zeroOutput(b, [numSegments, ...innerShape], x.dtype === "int32" ? "int32" : "float32");
+  const xVals = readValues(b, x); // views after the allocation: see backend-data.ts
+  const ids = readValues(b, segmentIds);
+  unsortedSegmentSumValues(xVals, ids, numSegments, out.values);
+  return out.finish();
 }
 
 export function unsortedSegmentSumConfig(backendName: string): KernelConfig {

@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { initBackend } from "../backend.js";
 import { InputError } from "../errors.js";
+import { ADAMW_UPDATE, adamwUpdateConfig } from "../kernels/adamw-update.js";
 import { AdamW } from "./adamw.js";
 import { maxScaledError } from "./gradient-check.js";
 
@@ -121,6 +122,21 @@ for (const backend of ["cpu", "wasm"] as const) {
       saved.get("w")?.m.fill(123); // the import is a copy
       expect(run(second, w2, steps.slice(2))).toEqual(unbroken);
       tf.dispose([w1, w2]);
+    });
+
+    test("a backend without the update kernel gets the same result through dataSync", () => {
+      const steps: Array<[number[], number]> = [[[0.5, -1, 2], 0.1], [[0.2, 0.3, -4], 0.05]];
+      const w1 = variable([1, -1, 0.5]);
+      const withKernel = run(new AdamW(), w1, steps);
+      tf.unregisterKernel(ADAMW_UPDATE, backend);
+      try {
+        const w2 = variable([1, -1, 0.5]);
+        expect(run(new AdamW(), w2, steps)).toEqual(withKernel);
+        w2.dispose();
+      } finally {
+        tf.registerKernel(adamwUpdateConfig(backend));
+      }
+      w1.dispose();
     });
 
     test("mismatches are InputErrors naming the tensor", () => {

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { initBackend } from "../backend.js";
 import { InputError } from "../errors.js";
 import { maxScaledError, numericGradient } from "./gradient-check.js";
+import { CROSS_ENTROPY_GRAD, crossEntropyGradConfig } from "../kernels/cross-entropy-grad.js";
 import { IGNORE_INDEX, maskedCrossEntropy } from "./loss.js";
 
 const X = IGNORE_INDEX;
@@ -83,6 +84,21 @@ for (const backend of ["cpu", "wasm"] as const) {
         expect(g[1]?.flat().every((v) => v === 0)).toBe(true);
         expect(g[0]?.[0]?.every((v) => v === 0)).toBe(true); // labels[0][1] is masked
         expect(g[2]?.[7]?.every((v) => v === 0)).toBe(true); // the last position
+      });
+    });
+
+    test("a backend without the gradient kernel gets the same gradient through dataSync", () => {
+      tf.tidy(() => {
+        const labels = tf.tensor2d([[0, 4, X, 2], [X, 1, 3, X]], undefined, "int32");
+        const logits = tf.randomNormal([2, 4, 5], 0, 1, "float32", 14);
+        const grad = () => tf.grad((l: tf.Tensor) => tf.mul(maskedCrossEntropy(l, labels), 3))(logits);
+        const withKernel = grad().dataSync();
+        tf.unregisterKernel(CROSS_ENTROPY_GRAD, backend);
+        try {
+          expect(Array.from(grad().dataSync())).toEqual(Array.from(withKernel));
+        } finally {
+          tf.registerKernel(crossEntropyGradConfig(backend));
+        }
       });
     });
 

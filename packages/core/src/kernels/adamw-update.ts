@@ -1,0 +1,56 @@
+/**
+ * The AdamW update of one tensor (train/adamw.ts) as one kernel: the new weights come out
+ * as a new tensor; the moments m and v, Float32Arrays outside the tfjs heap, are updated in
+ * place. On wasm it reads w and g in the heap and writes the new weights there, so a step
+ * is just the loop (~60 ms for 4.2M parameters) instead of the loop plus three 16 MB copies
+ * (~110 ms). Registered for cpu and wasm; train/adamw.ts falls back to the same loop through
+ * dataSync on any other backend.
+ */
+import type { KernelConfig, TensorInfo, TypedArray } from "@tensorflow/tfjs-core";
+import { readValues, zeroOutput, type DataBackend } from "./backend-data.js";
+
+export const ADAMW_UPDATE = "OmlAdamWUpdate";
+
+export interface AdamWUpdateAttrs {
+  /** First moment, updated in place. */
+  m: Float32Array;
+  /** Second moment, updated in place. */
+  v: Float32Array;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** 1 − lr·wd. */
+  decay: number;
+  /** lr / (1 − β1ᵗ). */
+  stepSize: number;
+  /** √(1 − β2ᵗ). */
+  bc2Sqrt: number;
+}
+
+/**
+ * PyTorch's AdamW for one tensor: m ← m + (g − m)(1 − β1); v ← v·β2 + g²(1 − β2);
+ * out = w·decay − stepSize·m / (√v / bc2Sqrt + eps). Runs in float64; m, v and out are
+ * rounded to float32 once, and the update uses the stored (rounded) m and v, as torch does.
+ */
+export function adamwUpdateValues(w: TypedArray, g: TypedArray, a: AdamWUpdateAttrs, out: Float32Array): void {
+  const { m, v, beta1, beta2, eps, decay, stepSize } = a;
+  const invBc2Sqrt = 1 / a.bc2Sqrt;
+  for (let i = 0; i < out.length; i++) {
+    const gi = g[i] as number;
+    m[i] = (m[i] as number) + (gi - (m[i] as number)) * (1 - beta1);
+    v[i] = (v[i] as number) * beta2 + gi * gi * (1 - beta2);
+    out[i] = (w[i] as number) * decay - (stepSize * (m[i] as number)) / (Math.sqrt(v[i] as number) * invBc2Sqrt + eps);
+  }
+}
+
+function kernelFunc({ inputs, backend, attrs }: Parameters<KernelConfig["kernelFunc"]>[0]): TensorInfo {
+  const { w, g } = inputs as { w: TensorInfo; g: TensorInfo };
+  const b = backend as unknown as DataBackend;
+  const out = zeroOutput(b, w.shape, "float32");
+  adamwUpdateValues(readValues(b, w), readValues(b, g), attrs as unknown as AdamWUpdateAttrs, out.values as Float32Array);
+  return out.finish();
+}
+
+export function adamwUpdateConfig(backendName: string): KernelConfig {
+  return { kernelName: ADAMW_UPDATE, backendName, kernelFunc };
+}

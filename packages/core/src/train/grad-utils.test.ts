@@ -1,0 +1,77 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { initBackend } from "../backend.js";
+import { InputError } from "../errors.js";
+import { GradAccumulator, clipByGlobalNorm, globalNorm } from "./grad-utils.js";
+import { maxScaledError } from "./gradient-check.js";
+import { IGNORE_INDEX, maskedCrossEntropy } from "./loss.js";
+
+for (const backend of ["cpu", "wasm"] as const) {
+  describe(`gradient utilities on ${backend}`, () => {
+    let before = 0;
+    beforeEach(async () => {
+      await initBackend(backend);
+      before = tf.memory().numTensors;
+    });
+    afterEach(() => {
+      expect(tf.memory().numTensors).toBe(before);
+    });
+
+    test("global norm by hand: ‖(3, 4, 12)‖ = 13", () => {
+      tf.tidy(() => {
+        const grads = new Map([["a", tf.tensor1d([3, 4])], ["b", tf.tensor2d([[12]])]]);
+        expect(globalNorm(grads)).toBeCloseTo(13, 5);
+        expect(globalNorm(new Map())).toBe(0);
+      });
+    });
+
+    test("clipping scales by maxNorm / (norm + 1e-6) only above maxNorm", () => {
+      tf.tidy(() => {
+        const grads = new Map([["a", tf.tensor1d([3, 4])], ["b", tf.tensor2d([[12]])]]);
+        const clipped = clipByGlobalNorm(grads, 6.5);
+        expect(clipped.norm).toBeCloseTo(13, 5);
+        expect(maxScaledError(clipped.grads.get("a")?.dataSync() ?? [], [1.5, 2])).toBeLessThan(1e-6);
+        expect(maxScaledError(clipped.grads.get("b")?.dataSync() ?? [], [6])).toBeLessThan(1e-6);
+        expect(globalNorm(clipped.grads)).toBeCloseTo(6.5, 5);
+        const kept = clipByGlobalNorm(grads, 13.5);
+        expect(kept.grads.get("a")).toBe(grads.get("a")); // below the limit: the same tensors
+        expect(kept.norm).toBeCloseTo(13, 5);
+        const nan = clipByGlobalNorm(new Map([["a", tf.tensor1d([Number.NaN, 1])]]), 1);
+        expect(nan.norm).toBeNaN();
+        expect(() => clipByGlobalNorm(grads, 0)).toThrow(InputError);
+      });
+    });
+
+    test("accumulator: keeps scaled sums across tidy scopes until reset", () => {
+      const acc = new GradAccumulator();
+      tf.tidy(() => acc.add(new Map([["w", tf.tensor1d([1, 2])]]), 0.5));
+      tf.tidy(() => acc.add(new Map([["w", tf.tensor1d([3, 4])], ["b", tf.tensor1d([8])]]), 0.5));
+      expect(acc.microBatches).toBe(2);
+      expect(Array.from(acc.grads.get("w")?.dataSync() ?? [])).toEqual([2, 3]);
+      expect(Array.from(acc.grads.get("b")?.dataSync() ?? [])).toEqual([4]);
+      expect(() => tf.tidy(() => acc.add(new Map([["w", tf.tensor1d([1])]])))).toThrow(/"w" has 1 values, 2 before/);
+      acc.reset();
+      expect(acc.microBatches).toBe(0);
+      expect(acc.grads.size).toBe(0);
+      acc.dispose();
+    });
+
+    test("micro-batches weighted by counted tokens add up to the full batch's gradient", () => {
+      const X = IGNORE_INDEX;
+      const labels = [[1, 2, X, X], [X, 3, 0, 4]]; // 1 and 3 counted positions: 4 in all
+      const logits = tf.tidy(() => tf.variable(tf.randomNormal([2, 4, 5], 0, 1, "float32", 21), true, `acc-logits-${backend}`));
+      const lossOf = (rows: number[], lab: number[][]) => () =>
+        maskedCrossEntropy(tf.gather(logits, rows), tf.tensor2d(lab, undefined, "int32"));
+      const full = tf.variableGrads(lossOf([0, 1], labels), [logits]);
+      const acc = new GradAccumulator();
+      [[0, 1 / 4], [1, 3 / 4]].forEach(([row, weight]) => {
+        const micro = tf.variableGrads(lossOf([row as number], [labels[row as number] as number[]]), [logits]);
+        acc.add(new Map([["logits", micro.grads[logits.name] as tf.Tensor]]), weight);
+        tf.dispose([micro.value, ...Object.values(micro.grads)]);
+      });
+      expect(maxScaledError(acc.grads.get("logits")?.dataSync() ?? [], full.grads[logits.name]?.dataSync() ?? [1])).toBeLessThan(1e-6);
+      acc.dispose();
+      tf.dispose([full.value, ...Object.values(full.grads), logits]);
+    });
+  });
+}
