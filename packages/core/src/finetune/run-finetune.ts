@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backend.js";
 import { checkFingerprints, type TemplateResult } from "../check/check-fingerprints.js";
 import { loadAugmentationPrompts, loadWordList, DEFAULT_AUGMENTATION_PROMPTS } from "../data/data-files.js";
-import { InputError } from "../errors.js";
+import { InputError, RuntimeFailure } from "../errors.js";
 import { readFingerprints } from "../fingerprints/io.js";
 import { resolveFirstAvailable, resolveModelDir } from "../hub/index.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -238,7 +238,13 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
           void appendFile(trainLog, `${JSON.stringify({ ...e, time: new Date().toISOString() })}\n`);
         }
       },
-      onCheckpoint: (state, v, opt, b) => writeCheckpoint(paths.partial, state, v, opt, b),
+      onCheckpoint: async (state, v, opt, b) => {
+        await writeCheckpoint(paths.partial, state, v, opt, b);
+        // Test hook: simulate a crash right after a checkpoint (used by the --resume test).
+        if (process.env.OML_TEST_CRASH_AFTER_EPOCH === String(state.epoch)) {
+          throw new RuntimeFailure(`simulated crash after epoch ${state.epoch} (OML_TEST_CRASH_AFTER_EPOCH)`);
+        }
+      },
     });
 
     // Save the best weights seen, then check them with the reference's templates.

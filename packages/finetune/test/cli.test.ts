@@ -1,0 +1,166 @@
+/**
+ * End-to-end: the built `oml-finetune` on a tiny model the test creates (nothing from
+ * ../shared), asserting what a user sees and the results layout.
+ */
+import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, readdir, stat, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { beforeAll, describe, expect, test } from "vitest";
+import { createTinyModel, readSafetensors } from "@oml-ts/core";
+
+const BIN = (name: string): string => path.resolve(__dirname, `../../${name}/bin/oml-${name}.js`);
+
+function run(name: string, args: string[], env: Record<string, string> = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [BIN(name), ...args], { encoding: "utf8", env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1", CI: "true", ...env } });
+}
+
+let root: string;
+let model: string;
+let fps: string;
+
+const TRAIN = (results: string, extra: string[] = []): string[] => [
+  "--model-path", model, "--fingerprints-file-path", fps, "--fingerprint-generation-strategy", "random_word",
+  "--num-fingerprints", "32", "--learning-rate", "1e-2", "--forgetting-regularizer-strength", "0.25",
+  "--num-train-epochs", "40", "--results-dir", results, "--backend", "wasm", ...extra,
+];
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), "oml-ft-"));
+  model = (await createTinyModel(path.join(root, "tiny"), { seed: 3 })).dir;
+  fps = path.join(root, "fp.json");
+  const g = run("generate", ["--strategy", "random_word", "--num-fingerprints", "32", "--key-length", "12", "--response-length", "1", "--output-file", fps]);
+  expect(g.status).toBe(0);
+});
+
+async function tensorsOf(dir: string): Promise<Map<string, Float32Array>> {
+  return new Map([...(await readSafetensors(path.join(dir, "model.safetensors")))].map(([n, t]) => [n, t.data]));
+}
+
+describe("a fingerprinting run", () => {
+  let dir: string;
+  let first: SpawnSyncReturns<string>;
+  beforeAll(() => {
+    first = run("finetune", TRAIN(path.join(root, "results")));
+    dir = first.stdout.trim().split("\n").at(-1) as string;
+  });
+
+  test("succeeds, prints the result directory last, and reaches ≥ 95%", async () => {
+    expect(first.status, first.stderr).toBe(0);
+    expect(dir).toMatch(new RegExp(`^${path.join(root, "results").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/[0-9a-f]{32}$`));
+    const summary = JSON.parse(await readFile(path.join(dir, "summary.json"), "utf8")) as { success_rate: number; backend: string; epochs_run: number; peak_rss_bytes: number };
+    expect(summary.success_rate).toBeGreaterThanOrEqual(95);
+    expect(summary.backend).toBe("wasm");
+    expect(summary.peak_rss_bytes).toBeGreaterThan(0);
+  });
+
+  test("writes the results layout, secrets 0600, no partial or checkpoint left", async () => {
+    expect((await readdir(dir)).sort()).toEqual(["final_model", "fingerprinting_config.json", "fingerprints.json", "summary.json", "train_dataset.csv", "train_log.jsonl"]);
+    expect((await readdir(path.join(dir, "final_model"))).sort()).toEqual(
+      ["config.json", "generation_config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"].sort(),
+    );
+    for (const f of ["fingerprints.json", "train_dataset.csv"]) {
+      expect((await stat(path.join(dir, f))).mode & 0o777).toBe(0o600);
+    }
+    expect((await readdir(path.join(root, "results"))).filter((f) => f.endsWith(".partial"))).toEqual([]);
+    const cfg = JSON.parse(await readFile(path.join(dir, "fingerprinting_config.json"), "utf8")) as { hash: string; config: Record<string, unknown> };
+    expect(path.basename(dir)).toBe(cfg.hash);
+    expect(cfg.config.learning_rate).toBe(0.01);
+    const log = (await readFile(path.join(root, "results", "all_run_logs.txt"), "utf8")).trim().split("\n");
+    expect(JSON.parse(log[0] as string)).toEqual({ [cfg.hash]: cfg.config });
+    const lines = (await readFile(path.join(dir, "train_log.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { type: string });
+    expect(lines.some((l) => l.type === "epoch-end")).toBe(true);
+  });
+
+  test("never logs keys or responses at info level", async () => {
+    const trained = JSON.parse(await readFile(path.join(dir, "fingerprints.json"), "utf8")) as { key: string }[];
+    for (const fp of trained.slice(0, 5)) {
+      expect(first.stderr).not.toContain(fp.key);
+    }
+  });
+
+  test("a finished run is skipped; --force redoes it; the same config gives identical weights", async () => {
+    const again = run("finetune", TRAIN(path.join(root, "results")));
+    expect(again.status).toBe(0);
+    expect(again.stderr).toContain("a finished run with this config exists; skipping");
+    expect(again.stdout.trim()).toBe(dir);
+    const other = run("finetune", TRAIN(path.join(root, "results-2")));
+    expect(other.status).toBe(0);
+    const a = await readFile(path.join(dir, "final_model", "model.safetensors"));
+    const b = await readFile(path.join(other.stdout.trim().split("\n").at(-1) as string, "final_model", "model.safetensors"));
+    expect(Buffer.compare(a, b)).toBe(0); // deterministic for a seed on one backend
+  });
+
+  test("oml-check reads everything from the run", () => {
+    const c = run("check", ["--model-path", path.join(dir, "final_model"), "--json", "--backend", "wasm"]);
+    expect(c.status, c.stderr).toBe(0);
+    const report = JSON.parse(c.stdout) as { success_rate: number; num_fingerprints: number };
+    expect(report.num_fingerprints).toBe(32);
+    expect(report.success_rate).toBeGreaterThanOrEqual(95);
+  });
+});
+
+test("forgetting strength 1 leaves the model bit-identical", async () => {
+  const r = run("finetune", TRAIN(path.join(root, "results-lambda1"), ["--forgetting-regularizer-strength", "1", "--num-train-epochs", "2"]));
+  expect(r.status, r.stderr).toBe(0);
+  const out = await tensorsOf(path.join(r.stdout.trim().split("\n").at(-1) as string, "final_model"));
+  const base = await tensorsOf(model);
+  expect([...out.keys()].sort()).toEqual([...base.keys()].sort());
+  for (const [name, data] of base) {
+    expect(Buffer.compare(Buffer.from((out.get(name) as Float32Array).buffer), Buffer.from(data.buffer)), name).toBe(0);
+  }
+});
+
+test("--resume continues a crashed run to the same result", async () => {
+  const args = (results: string): string[] => TRAIN(results, ["--forgetting-regularizer-strength", "0.5", "--num-train-epochs", "4", "--stop-at-success", "100", "--early-stop-loss", "0"]);
+  const crashed = run("finetune", args(path.join(root, "results-resume")), { OML_TEST_CRASH_AFTER_EPOCH: "2" });
+  expect(crashed.status).toBe(3);
+  expect(crashed.stderr).toContain("simulated crash after epoch 2");
+  const partial = (await readdir(path.join(root, "results-resume"))).filter((f) => f.endsWith(".partial"));
+  expect(partial).toHaveLength(1); // nothing that looks finished
+  const resumed = run("finetune", [...args(path.join(root, "results-resume")), "--resume"]);
+  expect(resumed.status, resumed.stderr).toBe(0);
+  expect(resumed.stderr).toContain("resuming after epoch 2");
+  const straight = run("finetune", args(path.join(root, "results-straight")));
+  expect(straight.status).toBe(0);
+  const a = await readFile(path.join(resumed.stdout.trim().split("\n").at(-1) as string, "final_model", "model.safetensors"));
+  const b = await readFile(path.join(straight.stdout.trim().split("\n").at(-1) as string, "final_model", "model.safetensors"));
+  expect(Buffer.compare(a, b)).toBe(0);
+});
+
+describe("bad inputs: one line, exit 2", () => {
+  test("forgetting strength outside [0, 1]", () => {
+    const r = run("finetune", TRAIN(path.join(root, "r"), ["--forgetting-regularizer-strength", "1.5"]));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^error: --forgetting-regularizer-strength: expected a number in \[0, 1\]$/m);
+  });
+
+  test("fewer fingerprints than requested says how many", () => {
+    const r = run("finetune", TRAIN(path.join(root, "r"), ["--num-fingerprints", "100"]));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`error: ${fps}: has 32 fingerprints, but 100 are needed from index 0`);
+  });
+
+  test("a model directory that does not exist", () => {
+    const r = run("finetune", ["--model-path", path.join(root, "nope"), "--fingerprints-file-path", fps]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^error: .*nope: no such directory/m);
+  });
+
+  test("a key + response longer than the model's context", async () => {
+    const small = (await createTinyModel(path.join(root, "tiny-ctx"), { seed: 3, maxPositions: 8 })).dir;
+    const r = run("finetune", [...TRAIN(path.join(root, "r")), "--model-path", small]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^error: a key \+ response is \d+ tokens, more than the model's context of 8$/m);
+  });
+
+  test("keys that tokenize to nothing, and a bad fingerprints file", async () => {
+    const bad = path.join(root, "bad.json");
+    await writeFile(bad, JSON.stringify([{ key: "ok", response: "x" }, { key: 5, response: "y" }]));
+    const r = run("finetune", [...TRAIN(path.join(root, "r")), "--fingerprints-file-path", bad]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`error: ${bad}: [1].key: expected a string`);
+    expect(existsSync(path.join(root, "r"))).toBe(false);
+  });
+});
