@@ -10,18 +10,25 @@
  * nrep query heads up with its kv head, and one batched matMul per side serves them all;
  * k and v are never copied nrep times (tile's gradient is also missing for rank 5).
  *
- * Measured (ms per attention core: scores, mask, softmax, ·v; 2 cores shared with other jobs,
- * so ±20%):
- *   stories260K prefill (B=1, nh=8, nkv=4, T=64, hs=8), wasm fwd / fwd+bwd:
- *     repeat_kv + rank-4 matMul 3.2–5.3 / –, grouped 1.1–2.9 / 3.5–13, per-head 2-D matMuls 5.4 / –
- *   one decode step against 64 cached keys, wasm: repeat_kv 1.6–44 (tile), grouped 0.08–1.3
- *   training scale (B=8, nh=4, T=64, hs=64), wasm fwd / fwd+bwd: grouped 23–33 / 73–101,
- *     per-head 2-D 70–107 / –; cpu: grouped 136–385 / 333–635, per-head 2-D 160–204 / –
- *   transposeB flag vs explicit transpose + matMul vs custom-gradient explicit transposes: all
- *   within noise for these batched matMuls (the 10–20× flag penalty concerns 2-D matMuls,
- *   which `linear` handles), so scores use matMul(q, k, false, true) and tfjs's own gradient.
- *   cpu's broadcasting binary ops are ~100× slower than same-shape ones (e.g. the mask add,
- *   softmax's max-subtraction: 160–230 ms at B·nh·T·S = 0.5M); wasm does them in < 1 ms.
+ * Measured: median ms of the attention core (scores, mask, softmax, ·v), forward / forward +
+ * backward, on this 2-core container shared with other jobs (±20%):
+ *                                      grouped      grouped+explicit  repeat_kv     per-head
+ *                                      (this file)  transpose of k    rank-4        2-D matMuls
+ *   wasm stories260K prefill           2.9 / 6.1    1.8 / 17         5.9 / 19      4.7 / 25
+ *     (B=1, nh=8, nkv=4, T=64, hs=8)
+ *   wasm B=8, nh=4, nkv=4, T=64, hs=64 29 / 89      49 / 117         23 / 84       65 / 186
+ *   wasm same with nkv=2               20 / 73      27 / 108         34 / 475      68 / 509
+ *   cpu  stories260K prefill           51 / 78      45 / 81          33 / 80       20 / 57
+ *   cpu  B=8, nh=4, nkv=4, T=64, hs=64 233 / 476    211 / 497        217 / 433     219 / 314
+ *   cpu  same with nkv=2               266 / 622    146 / 366        119 / 793     163 / 650
+ *   one decode step (1 query, 64 keys): wasm grouped 0.11–0.32, repeat_kv 0.17–0.81.
+ * So: grouped heads and matMul(q, k, false, true) with tfjs's own gradient. The transpose
+ * flag's 10–20× penalty concerns the 2-D matMuls of `linear`, not these batched ones. cpu
+ * is slow whatever the layout: its broadcasting binary ops take a generic per-element path
+ * (~100× slower than same-shape ones), which is why per-head 2-D (its mask add does not
+ * broadcast) often does best there; wasm is our CI backend.
+ * Whole model (C=256, 2 layers, nh=4, nkv=2, hs=64, V=320, B=8, T=64): wasm forward 216 ms,
+ * forward+backward 499 ms (mostly the MLP and projection matMuls); cpu 5.5 s / 15.8 s.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { linear } from "./linear.js";
