@@ -1,23 +1,36 @@
 /**
  * `oml-generate`'s job: make fingerprints with the chosen strategy and write them
- * atomically. Model-driven strategies (english, perinucleus) need the model engine.
+ * atomically. Model-driven strategies (english, perinucleus) run a generation model through
+ * an engine (engines/: our tfjs engine, or onnxruntime for ONNX model directories).
  */
 import path from "node:path";
-import { InputError, NotImplementedError } from "../errors.js";
+import { initBackend } from "../backend.js";
+import { InputError } from "../errors.js";
 import { loadWordList } from "../data/data-files.js";
-import { readKeysFile, writeFingerprints } from "../fingerprints/io.js";
+import type { CausalLm } from "../engines/causal-lm.js";
+import { loadCausalLm } from "../engines/load-causal-lm.js";
+import { readFingerprints, readKeysFile, writeFingerprints } from "../fingerprints/io.js";
 import type { Fingerprint } from "../fingerprints/schema.js";
 import { silentLogger, type Logger } from "../log.js";
+import { englishFingerprints, englishTexts, looksInstructTuned } from "../strategies/english.js";
+import { checkPerinucleusLengths, perinucleusFingerprints } from "../strategies/perinucleus.js";
 import { randomWordFingerprints } from "../strategies/random-word.js";
-import { pathExists } from "../util/json-file.js";
-import { createRng } from "../util/rng.js";
+import { pathExists, readJsonFile } from "../util/json-file.js";
+import { createRng, type Rng } from "../util/rng.js";
 import { formatFlagPath, formatZodError } from "../util/zod-issues.js";
-import { GenerateOptionsSchema, type GenerateOptions, type GenerateOptionsInput } from "./generate-options.js";
+import { DEFAULT_RESPONSE_LENGTH, GenerateOptionsSchema, type GenerateOptions, type GenerateOptionsInput } from "./generate-options.js";
+
+/** A progress event: `phase` is "generate" (random_word, english), "keys" or "responses" (perinucleus). */
+export interface GenerateProgress {
+  phase: string;
+  done: number;
+  total: number;
+}
 
 export interface GenerateEvents {
   log?: Logger;
   /** Progress over fingerprints. */
-  onProgress?: (e: { phase: string; done: number; total: number }) => void;
+  onProgress?: (e: GenerateProgress) => void;
 }
 
 export interface GenerateResult {
@@ -36,12 +49,114 @@ export function parseGenerateOptions(input: GenerateOptionsInput): GenerateOptio
   return parsed.data;
 }
 
+/**
+ * The keys of `--keys-file`: a JSON array of strings, or a fingerprints file (its `key`s, e.g.
+ * to draw new perinucleus responses for the keys of an existing file).
+ */
+export async function readKeysOrFingerprintKeys(file: string): Promise<string[]> {
+  const json = await readJsonFile(file);
+  const isFingerprints = Array.isArray(json) && json.some((e) => typeof e === "object" && e !== null);
+  return isFingerprints ? (await readFingerprints(file)).map((fp) => fp.key) : readKeysFile(file);
+}
+
+/** The words first tokens are drawn from. */
+function wordList(opts: GenerateOptions): Promise<string[]> {
+  return loadWordList(opts.wordListFile ? path.resolve(opts.wordListFile) : undefined);
+}
+
+/** Open a model with the chosen engine (the tfjs backend is started first). */
+async function openModel(idOrPath: string, opts: GenerateOptions, log: Logger): Promise<CausalLm> {
+  if (opts.engine === "tfjs") {
+    await initBackend(opts.backend, log);
+  }
+  return loadCausalLm(idOrPath, { engine: opts.engine, log });
+}
+
+/** english keys/responses sampled from the generation model. */
+async function english(opts: GenerateOptions, keys: string[] | undefined, rng: Rng, responseLength: number, ev: GenerateEvents, log: Logger): Promise<Fingerprint[]> {
+  const words = await wordList(opts);
+  const lm = await openModel(opts.modelUsedForKeyGeneration, opts, log);
+  try {
+    return await englishFingerprints({
+      lm,
+      words,
+      rng,
+      keys,
+      numFingerprints: opts.numFingerprints,
+      keyLength: opts.keyLength,
+      responseLength,
+      batchSize: opts.batchSize,
+      temperature: opts.temperature,
+      firstTokenStrategy: opts.firstTokenStrategy,
+      instruct: opts.instruct ?? (opts.useChatTemplate || looksInstructTuned(opts.modelUsedForKeyGeneration)),
+      onProgress: (done, total) => ev.onProgress?.({ phase: "generate", done, total }),
+    });
+  } finally {
+    await lm.dispose();
+  }
+}
+
+/** perinucleus responses for keys from a file, or for english keys sampled first. */
+async function perinucleus(opts: GenerateOptions, keys: string[] | undefined, rng: Rng, responseLength: number, ev: GenerateEvents, log: Logger): Promise<Fingerprint[]> {
+  const responseModel = opts.perinucleusModel ?? opts.modelUsedForKeyGeneration;
+  const lm = await openModel(responseModel, opts, log);
+  try {
+    checkPerinucleusLengths(lm, opts.keyLength, responseLength);
+    if (!keys) {
+      const same = responseModel === opts.modelUsedForKeyGeneration;
+      const gen = same ? lm : await openModel(opts.modelUsedForKeyGeneration, opts, log);
+      try {
+        const total = opts.numFingerprints;
+        const params = {
+          lm: gen,
+          words: await wordList(opts),
+          rng,
+          newTokens: opts.keyLength,
+          batchSize: opts.batchSize,
+          temperature: opts.temperature,
+          firstTokenStrategy: opts.firstTokenStrategy,
+          instruct: opts.instruct ?? (opts.useChatTemplate || looksInstructTuned(opts.modelUsedForKeyGeneration)),
+        };
+        keys = [];
+        for (let s = 0; s < total; s += opts.batchSize) {
+          keys.push(...(await englishTexts(params, Math.min(opts.batchSize, total - s), "--key-length")));
+          ev.onProgress?.({ phase: "keys", done: keys.length, total });
+        }
+      } finally {
+        if (!same) {
+          await gen.dispose();
+        }
+      }
+    }
+    return await perinucleusFingerprints({
+      lm,
+      keys,
+      rng,
+      keyLength: opts.keyLength,
+      responseLength,
+      numResponses: opts.numResponsesPerFingerprint,
+      t: opts.nucleusT,
+      k: opts.nucleusK,
+      batchSize: opts.batchSize,
+      onProgress: (done, total) => ev.onProgress?.({ phase: "responses", done, total }),
+    });
+  } finally {
+    await lm.dispose();
+  }
+}
+
 /** Make the fingerprints (no file I/O beyond reading inputs). */
 export async function makeFingerprints(opts: GenerateOptions, ev: GenerateEvents = {}): Promise<Fingerprint[]> {
   const log = ev.log ?? silentLogger;
+  const responseLength = opts.responseLength ?? DEFAULT_RESPONSE_LENGTH[opts.strategy];
+  if (opts.numResponsesPerFingerprint > 1 && opts.strategy !== "perinucleus") {
+    throw new InputError(`--num-responses-per-fingerprint ${opts.numResponsesPerFingerprint}: only --strategy perinucleus draws several responses per key`, {
+      hint: "drop the flag, or use --strategy perinucleus",
+    });
+  }
   let keys: string[] | undefined;
   if (opts.keysFile) {
-    keys = await readKeysFile(path.resolve(opts.keysFile));
+    keys = await readKeysOrFingerprintKeys(path.resolve(opts.keysFile));
     if (keys.length > opts.numFingerprints) {
       log.info({ keys: keys.length, used: opts.numFingerprints }, `using the first ${opts.numFingerprints} of ${keys.length} keys`);
       keys = keys.slice(0, opts.numFingerprints);
@@ -50,12 +165,12 @@ export async function makeFingerprints(opts: GenerateOptions, ev: GenerateEvents
   const rng = createRng(opts.seed);
   switch (opts.strategy) {
     case "random_word": {
-      const words = await loadWordList(opts.wordListFile ? path.resolve(opts.wordListFile) : undefined);
+      const words = await wordList(opts);
       return randomWordFingerprints({
         words,
         numFingerprints: opts.numFingerprints,
         keyLength: opts.keyLength,
-        responseLength: opts.responseLength,
+        responseLength,
         rng,
         keys,
         onProgress: (done, total) => {
@@ -66,10 +181,9 @@ export async function makeFingerprints(opts: GenerateOptions, ev: GenerateEvents
       });
     }
     case "english":
+      return english(opts, keys, rng, responseLength, ev, log);
     case "perinucleus":
-      throw new NotImplementedError(`strategy ${opts.strategy} needs a language model, which this version of oml-generate cannot run yet`, {
-        hint: "use --strategy random_word (or --random-word-generation)",
-      });
+      return perinucleus(opts, keys, rng, responseLength, ev, log);
   }
 }
 

@@ -4,6 +4,8 @@
  * Defaults are the reference's (docs/oml-reference.md §2).
  */
 import { z } from "zod";
+import { BACKEND_NAMES } from "../backend.js";
+import { ENGINE_NAMES } from "../engines/causal-lm.js";
 
 export const GENERATE_STRATEGIES = ["english", "random_word", "perinucleus"] as const;
 export type GenerateStrategy = (typeof GENERATE_STRATEGIES)[number];
@@ -16,7 +18,8 @@ const positiveInt = z.number({ error: "expected a number" }).int({ error: "expec
 export const GenerateOptionsSchema = z.object({
   strategy: z.enum(GENERATE_STRATEGIES, { error: `expected one of ${GENERATE_STRATEGIES.join(", ")}` }).default("english"),
   keyLength: positiveInt.default(32),
-  responseLength: positiveInt.default(32),
+  /** default: DEFAULT_RESPONSE_LENGTH of the strategy (32; perinucleus 1, fine-tuning's max response length) */
+  responseLength: positiveInt.optional(),
   numFingerprints: positiveInt.default(8192),
   batchSize: positiveInt.default(128),
   seed: z.number({ error: "expected a number" }).int({ error: "expected a whole number" }).default(42),
@@ -28,9 +31,18 @@ export const GenerateOptionsSchema = z.object({
     .lt(1, { error: "expected a number strictly between 0 and 1" })
     .default(0.8),
   nucleusK: positiveInt.default(3),
+  /** perinucleus: distinct first tokens per key (> 1 makes `response` an array) */
+  numResponsesPerFingerprint: positiveInt.default(1),
   modelUsedForKeyGeneration: z.string().min(1).default("meta-llama/Meta-Llama-3.1-8B-Instruct"),
   perinucleusModel: z.string().min(1).optional(),
   useChatTemplate: z.boolean().default(false),
+  /** english: prompt through the chat template; undefined → detect from the model name ("instruct") */
+  instruct: z.boolean().optional(),
+  /** who runs the generation model: our tfjs engine, or onnxruntime (ONNX model directories) */
+  engine: z.enum(ENGINE_NAMES, { error: `expected one of ${ENGINE_NAMES.join(", ")}` }).default("tfjs"),
+  /** tfjs backend (engine tfjs) */
+  backend: z.enum(BACKEND_NAMES, { error: `expected one of ${BACKEND_NAMES.join(", ")}` }).default("auto"),
+  /** keys to use (only responses are generated): a JSON array of strings, or a fingerprints file (its keys) */
   keysFile: z.string().min(1).optional(),
   wordListFile: z.string().min(1).optional(),
   outputFile: z.string().min(1).default("generated_data/output_fingerprints.json"),
@@ -38,3 +50,6 @@ export const GenerateOptionsSchema = z.object({
 });
 export type GenerateOptions = z.infer<typeof GenerateOptionsSchema>;
 export type GenerateOptionsInput = z.input<typeof GenerateOptionsSchema>;
+
+/** Tokens (or words) per response when --response-length is not given. */
+export const DEFAULT_RESPONSE_LENGTH: Readonly<Record<GenerateStrategy, number>> = { english: 32, random_word: 32, perinucleus: 1 };
