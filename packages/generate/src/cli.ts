@@ -4,7 +4,7 @@
  * reference's alternative names are accepted too.
  */
 import { Command, Option } from "commander";
-import { GENERATE_STRATEGIES, GenerateOptionsSchema, KEY_RESPONSE_STRATEGIES } from "@oml-ts/core";
+import { BACKEND_NAMES, DEFAULT_RESPONSE_LENGTH, GENERATE_STRATEGIES, GenerateOptionsSchema, KEY_RESPONSE_STRATEGIES } from "@oml-ts/core";
 import { parseInteger, parseNumber, runMain } from "@oml-ts/core/cli";
 import { runGenerate } from "./commands/generate.js";
 import { version } from "./version.js";
@@ -30,10 +30,14 @@ export function buildProgram(): Command {
     )
     .option("--random-word-generation", "same as --strategy random_word")
     .option("--key-length <n>", "words (random_word) or new tokens (english) per key", parseInteger, d.keyLength)
-    .option("--response-length <n>", "words or tokens per response", parseInteger, d.responseLength)
+    .option(
+      "--response-length <n>",
+      `words or tokens per response (default: ${DEFAULT_RESPONSE_LENGTH.english}; perinucleus: ${DEFAULT_RESPONSE_LENGTH.perinucleus}, more continues greedily)`,
+      parseInteger,
+    )
     .option("--num-fingerprints <n>", "how many fingerprints", parseInteger, d.numFingerprints)
     .option("--batch-size <n>", "prompts per generation batch (model strategies)", parseInteger, d.batchSize)
-    .option("--keys-file <file>", "JSON array of keys to use; only responses are generated")
+    .option("--keys-file <file>", "keys to use, only responses are generated: a JSON array of strings, or a fingerprints file (its keys)")
     .option("--output-file <file>", "where to write the fingerprints", d.outputFile)
     .option("--word-list-file <file>", "word list, one word per line (default: generated_data/word_list.txt)")
     .option("--seed <n>", "random seed: same seed, same file", parseInteger, d.seed)
@@ -43,7 +47,17 @@ export function buildProgram(): Command {
     .option("--nucleus-t <t>", "perinucleus: cumulative-probability threshold t in (0,1)", parseNumber, d.nucleusT)
     .option("--nucleus-k <k>", "perinucleus: draw among the first k tokens past the nucleus", parseInteger, d.nucleusK)
     .option("--perinucleus-model <model>", "model whose next-token distribution picks responses (default: the generation model)")
+    .option(
+      "--num-responses-per-fingerprint <n>",
+      "perinucleus: responses per key, each with a distinct first token (> 1 writes arrays)",
+      parseInteger,
+      d.numResponsesPerFingerprint,
+    )
     .option("--use-chat-template", "prompt instruct models through their chat template")
+    .option("--instruct", 'english: the generation model is instruction-tuned (default: its name contains "instruct")')
+    .option("--no-instruct", "english: the generation model is a base model, whatever its name")
+    .addOption(new Option("--engine <name>", "who runs the generation model: tfjs (ours, safetensors) or onnx (an ONNX model directory)").choices(["tfjs", "onnx"]).default(d.engine))
+    .addOption(new Option("--backend <name>", "tfjs backend (engine tfjs)").choices([...BACKEND_NAMES]).default(d.backend))
     .option("--force", "overwrite the output file if it exists")
     .option("--log-file <file>", "also write JSON log lines to this file")
     .option("-q, --quiet", "only warnings and errors on stderr")

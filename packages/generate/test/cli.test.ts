@@ -9,9 +9,10 @@ import path from "node:path";
 import { describe, expect, test } from "vitest";
 
 const BIN = path.resolve(__dirname, "../bin/oml-generate.js");
+const STORIES = path.resolve(__dirname, "../../../../shared/models/stories260K");
 
-function run(args: string[]): { stdout: string; stderr: string; code: number | null } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1", CI: "true" } });
+function run(args: string[], env: Record<string, string> = {}): { stdout: string; stderr: string; code: number | null } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1", CI: "true", ...env } });
   return { stdout: r.stdout, stderr: r.stderr, code: r.status };
 }
 
@@ -82,6 +83,53 @@ describe("oml-generate random_word", () => {
   });
 });
 
+describe("oml-generate with a model (stories260K)", () => {
+  test("perinucleus: exit 0, valid file, every response past the nucleus; new responses for the keys of that file", async () => {
+    const dir = await tmp();
+    const out = path.join(dir, "fp.json");
+    const args = ["--strategy", "perinucleus", "--model-used-for-key-generation", STORIES, "--num-fingerprints", "12", "--key-length", "12", "--batch-size", "5", "--backend", "wasm"];
+    const r = run([...args, "--output-file", out]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${out}\n`);
+    expect(r.stderr).toMatch(/responses/);
+    const fps = JSON.parse(await readFile(out, "utf8")) as { key: string; response: string; effective_key: string; response_prob: number }[];
+    expect(fps).toHaveLength(12);
+    for (const fp of fps) {
+      expect(fp.key.length).toBeGreaterThan(0);
+      expect(fp.key.startsWith(fp.effective_key)).toBe(true);
+      expect(fp.response.trim()).toMatch(/^[\p{L}\p{N}]{2,}$/u);
+      expect(fp.response_prob).toBeGreaterThan(0);
+      expect(fp.response_prob).toBeLessThanOrEqual(0.2 + 1e-6);
+    }
+    // new responses for the keys of that file, 2 per key
+    const more = path.join(dir, "more.json");
+    const r2 = run(["--strategy", "perinucleus", "--model-used-for-key-generation", STORIES, "--keys-file", out, "--key-length", "12", "--num-responses-per-fingerprint", "2", "--backend", "wasm", "--output-file", more, "--quiet"]);
+    expect(r2.code).toBe(0);
+    const fps2 = JSON.parse(await readFile(more, "utf8")) as { key: string; response: string[] }[];
+    expect(fps2.map((f) => f.key)).toEqual(fps.map((f) => f.key));
+    expect(fps2.every((f) => f.response.length === 2 && f.response[0] !== f.response[1])).toBe(true);
+  });
+
+  test("english with --keys-file: keys kept, responses generated", async () => {
+    const dir = await tmp();
+    const keys = path.join(dir, "keys.json");
+    await writeFile(keys, JSON.stringify(["first key", "second key"]));
+    const out = path.join(dir, "o.json");
+    const r = run(["--model-used-for-key-generation", STORIES, "--keys-file", keys, "--response-length", "6", "--backend", "wasm", "--output-file", out]);
+    expect(r.code).toBe(0);
+    const fps = JSON.parse(await readFile(out, "utf8")) as { key: string; response: string }[];
+    expect(fps.map((f) => f.key)).toEqual(["first key", "second key"]);
+    expect(fps.every((f) => f.response.length > 0)).toBe(true);
+  });
+
+  test("the default hub model, offline and not cached: exit 2 naming it", async () => {
+    const dir = await tmp();
+    const r = run(["--strategy", "perinucleus", "--output-file", path.join(dir, "o.json")], { HF_HUB_OFFLINE: "1", HF_HUB_CACHE: path.join(dir, "cache") });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error: meta-llama\/Meta-Llama-3\.1-8B-Instruct: not in the local cache/m);
+  });
+});
+
 describe("bad inputs: one line, exit 2", () => {
   const cases: [string, string[], RegExp][] = [
     ["negative key length", ["--key-length", "-3"], /^error: --key-length: expected a positive whole number$/m],
@@ -92,7 +140,12 @@ describe("bad inputs: one line, exit 2", () => {
     ["not a number", ["--seed", "abc"], /^error: option '--seed <n>' argument 'abc' is invalid\. not a number\.$/m],
     ["unknown flag", ["--bogus"], /^error: unknown option '--bogus'$/m],
     ["conflicting strategies", ["--strategy", "english", "--random-word-generation"], /^error: conflicting strategies: --strategy english vs --random-word-generation$/m],
-    ["model strategy not yet available", ["--strategy", "perinucleus"], /^error: strategy perinucleus needs a language model/m],
+    ["model directory missing", ["--strategy", "perinucleus", "--model-used-for-key-generation", "./no-such-model"], /^error: .*no-such-model: no such directory$/m],
+    ["several responses need perinucleus", ["--strategy", "english", "--num-responses-per-fingerprint", "2"], /^error: --num-responses-per-fingerprint 2: only --strategy perinucleus/m],
+    ["unknown engine", ["--engine", "torch"], /^error: option '--engine <name>' argument 'torch' is invalid\. Allowed choices are tfjs, onnx\.$/m],
+    ["onnx engine without an ONNX file", ["--engine", "onnx", "--model-used-for-key-generation", STORIES], /^error: .*stories260K: no ONNX decoder found/m],
+    ["key length beyond the context", ["--model-used-for-key-generation", STORIES, "--key-length", "600", "--backend", "cpu"], /^error: --key-length 600: a prompt of \d+ tokens \+ 600 new tokens exceed the context .*\(512 positions\)$/m],
+    ["response length beyond the context (perinucleus)", ["--strategy", "perinucleus", "--model-used-for-key-generation", STORIES, "--response-length", "600", "--backend", "cpu"], /^error: --key-length 32 \+ --response-length 600 \+ BOS exceed the context/m],
   ];
   for (const [name, args, re] of cases) {
     test(name, async () => {
@@ -118,6 +171,9 @@ describe("bad inputs: one line, exit 2", () => {
     expect(h.code).toBe(0);
     expect(h.stdout).toContain("--key-length <n>");
     expect(h.stdout).toContain("(default: 32)");
+    for (const flag of ["--engine <name>", "--backend <name>", "--instruct", "--no-instruct", "--num-responses-per-fingerprint <n>"]) {
+      expect(h.stdout).toContain(flag);
+    }
     expect(run(["--version"]).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });

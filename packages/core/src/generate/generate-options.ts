@@ -53,3 +53,5 @@ export type GenerateOptionsInput = z.input<typeof GenerateOptionsSchema>;
 
 /** Tokens (or words) per response when --response-length is not given. */
 export const DEFAULT_RESPONSE_LENGTH: Readonly<Record<GenerateStrategy, number>> = { english: 32, random_word: 32, perinucleus: 1 };
+
+export { ENGINE_NAMES, type EngineName } from "../engines/causal-lm.js";

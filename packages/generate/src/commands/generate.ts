@@ -1,5 +1,5 @@
 /** Glue between the parsed flags and core's generateFingerprints. */
-import { InputError, KEY_RESPONSE_STRATEGIES, generateFingerprints, type GenerateStrategy } from "@oml-ts/core";
+import { InputError, KEY_RESPONSE_STRATEGIES, generateFingerprints, type BackendName, type EngineName, type GenerateStrategy } from "@oml-ts/core";
 import { createLogger, createProgress } from "@oml-ts/core/cli";
 
 export interface GenerateFlags {
@@ -7,7 +7,7 @@ export interface GenerateFlags {
   keyResponseStrategy?: keyof typeof KEY_RESPONSE_STRATEGIES;
   randomWordGeneration?: boolean;
   keyLength: number;
-  responseLength: number;
+  responseLength?: number;
   numFingerprints: number;
   batchSize: number;
   keysFile?: string;
@@ -20,7 +20,11 @@ export interface GenerateFlags {
   nucleusT: number;
   nucleusK: number;
   perinucleusModel?: string;
+  numResponsesPerFingerprint: number;
   useChatTemplate?: boolean;
+  instruct?: boolean;
+  engine: EngineName;
+  backend: BackendName;
   force?: boolean;
   logFile?: string;
   quiet?: boolean;
@@ -67,13 +71,17 @@ export async function runGenerate(flags: GenerateFlags): Promise<void> {
         nucleusK: flags.nucleusK,
         modelUsedForKeyGeneration: flags.modelUsedForKeyGeneration,
         perinucleusModel: flags.perinucleusModel,
+        numResponsesPerFingerprint: flags.numResponsesPerFingerprint,
         useChatTemplate: Boolean(flags.useChatTemplate),
+        instruct: flags.instruct,
+        engine: flags.engine,
+        backend: flags.backend,
         keysFile: flags.keysFile,
         wordListFile: flags.wordListFile,
         outputFile: flags.outputFile,
         force: Boolean(flags.force),
       },
-      { log, onProgress: (e) => progress.update(e.done, e.total) },
+      { log, onProgress: (e) => progress.update(e.done, e.total, { phase: e.phase }) },
     );
     progress.stop();
     process.stdout.write(`${result.outputFile}\n`);
