@@ -61,7 +61,7 @@ export interface BackendInfo {
  * Start a backend and make it the current one. Safe to call again: a later call with
  * another name switches backends.
  */
-export async function initBackend(requested: BackendName = "auto", log: Logger = silentLogger): Promise<BackendInfo> {
+export async function initBackend(requested: BackendName = "auto", log: Logger = silentLogger, opts: { allowWasm?: boolean } = {}): Promise<BackendInfo> {
   // Silence tfjs's console banners ("looks like you are running TensorFlow.js in Node.js"):
   // core never prints. PROD only turns off tfjs's own warn/log helpers.
   tf.env().set("PROD", true);
@@ -78,7 +78,10 @@ export async function initBackend(requested: BackendName = "auto", log: Logger =
       });
     }
   }
-  if (!info && (requested === "wasm" || requested === "auto")) {
+  if (!info && !(opts.allowWasm ?? true) && requested === "auto") {
+    log.warn("the model does not fit the wasm backend's 4 GiB heap; using cpu (slower)");
+  }
+  if (!info && (requested === "wasm" || (requested === "auto" && (opts.allowWasm ?? true)))) {
     try {
       if (await tf.setBackend("wasm")) {
         info = { name: "wasm", source: "@tensorflow/tfjs-backend-wasm" };

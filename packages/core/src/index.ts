@@ -33,3 +33,4 @@ export * from "./finetune/run-finetune.js";
 export * from "./finetune/results-dir.js";
 export * from "./finetune/train-fingerprints.js";
 export * from "./check/run-check.js";
+export * from "./plan/memory-plan.js";
