@@ -16,7 +16,8 @@ import { resolveModelDir } from "../hub/index.js";
 import { silentLogger, type Logger } from "../log.js";
 import { forward } from "../model/forward.js";
 import { generate } from "../model/generate.js";
-import { disposeModel, loadModel, type Model } from "../model/load-model.js";
+import { disposeModel, loadModel, loadModelConfig, type Model } from "../model/load-model.js";
+import { backendForPlan, planMemory } from "../plan/memory-plan.js";
 import { loadTokenizer } from "../tokenizer/load-tokenizer.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { buildFingerprintExamples, DEFAULT_CHECK_TEMPLATES, type FingerprintExample, type FingerprintStrategy, type PromptMode } from "../train/data.js";
@@ -150,7 +151,10 @@ export async function runCheck(o: RunCheckOptions, hooks: { log?: Logger; onProg
   const useChat = pick("useChatTemplate", "use_chat_template", false);
   const seed = o.seed ?? 42;
 
-  const backend = await initBackend(o.backend ?? "auto", log);
+  const { config } = await loadModelConfig(modelDir);
+  const plan = planMemory(config, { mode: "infer", batchSize: o.batchSize ?? 64, seqLen: Math.min(config.maxPositions, 128) });
+  const choice = backendForPlan(o.backend ?? "auto", plan);
+  const backend = await initBackend(choice.backend, log, { allowWasm: choice.allowWasm });
   const tok = await loadTokenizer(modelDir);
   const fps = await readFingerprints(fpFile);
   let examples = run && !explicit.has("fingerprintsFilePath") ? examplesFromRunFile(fps) : null;
