@@ -3,6 +3,8 @@
 //   npx tsc -b packages/core && node bench/engine-primitives.mjs [--reps 5] [--backends cpu,wasm]
 //
 // Prints one markdown table: median milliseconds over --reps runs after one warm-up run.
+// cpu and wasm run kernels synchronously, so results are not read back (a readout of a
+// 32000-wide tensor from the wasm heap would cost more than some of the primitives).
 // "stock" rows are what the primitive replaces (tfjs's own formulation); the cpu backend's
 // stock softmax and segment sum at a 32k vocabulary are skipped (seconds to minutes).
 import { createRequire } from "node:module";
@@ -24,16 +26,11 @@ const { values: args } = parseArgs({ options: { reps: { type: "string", default:
 const reps = Number(args.reps);
 const backends = args.backends.split(",");
 
-/** Median ms of fn() over reps runs, after one warm-up; fn returns tensors to read and free. */
+/** Median ms of fn() over reps runs, after one warm-up; what fn returns is freed untimed. */
 function time(fn, n = reps) {
   const run = () => {
     const t0 = performance.now();
     const out = tf.tidy(fn);
-    for (const t of [out].flat()) {
-      if (t instanceof tf.Tensor) {
-        t.dataSync();
-      }
-    }
     const ms = performance.now() - t0;
     tf.dispose(out);
     return ms;

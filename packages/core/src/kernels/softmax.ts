@@ -2,8 +2,8 @@
  * A fast Softmax kernel for the cpu backend (last axis only, as tf.softmax allows).
  *
  * cpu's own kernel chains max, a broadcasting sub, exp, sum and a broadcasting div through
- * its generic broadcast path: 8.4 s on (512, 32000) logits, against ~1 s for this single
- * row loop. wasm's kernel is fast already (~75 ms) and is left alone.
+ * its generic broadcast path: 8.4 s on (512, 32000) logits, against 0.5–0.8 s for this
+ * single row loop. wasm's kernel (XNNPACK) is fast already (25–40 ms) and is left alone.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo, TypedArray } from "@tensorflow/tfjs-core";

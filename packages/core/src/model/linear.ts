@@ -10,10 +10,12 @@
  *             dW = transpose(dy) · x       (out, N)·(N, in)   → (out, in), HF layout as is
  *             db = Σ_N dy                                     → (out)
  *
- * Forward + backward, median ms (bench/engine-primitives.mjs, 2-core container, noisy):
- *   (N=512, in=256, out=704)   wasm: flags 369 → this 29      cpu: 1190 → 1180
- *   (N=512, in=64,  out=512)   wasm: flags  71 → this  7      cpu:  190 →  190
- * (cpu's matMul ignores how its operands are laid out, so the two forms cost the same there.)
+ * Forward + backward, median ms of 7 (bench/engine-primitives.mjs; 2-core machine shared with
+ * other jobs, so ±30%):
+ *                              wasm: transpose flags → linear()     cpu: flags → linear()
+ *   (N=512, in=256, out=704)         350 → 36                           ~1500 → ~1500
+ *   (N=512, in=64,  out=512)          56 → 10                            ~250 → ~250
+ * (cpu's JS matMul costs about the same for either operand layout.)
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { InputError } from "../errors.js";
