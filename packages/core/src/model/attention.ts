@@ -75,40 +75,73 @@ export interface AttentionContext {
   bias: tf.Tensor4D;
   /** this layer's cache before the call (P tokens), if any */
   past?: LayerKv;
+  /** multiplies q·k (default 1/√hs; gemma2: query_pre_attn_scalar^−½) */
+  scale?: number;
+  /** soft-capping of the scaled scores, cap·tanh(s / cap), before the bias (gemma2); none when absent */
+  softcap?: number | null;
 }
 
 /** (B, T, n·hs) → (B, n, T, hs) */
-function splitHeads(x: tf.Tensor, n: number, hs: number): tf.Tensor4D {
+export function splitHeads(x: tf.Tensor, n: number, hs: number): tf.Tensor4D {
   const [B, T] = x.shape as [number, number, number];
   return tf.transpose(tf.reshape(x, [B, T, n, hs]), [0, 2, 1, 3]);
 }
 
+/** Queries, keys and values of the new tokens, split into heads, before RoPE. */
+export interface HeadsQkv {
+  /** (B, nh, T, hs) */
+  q: tf.Tensor4D;
+  /** (B, nkv, T, hs) */
+  k: tf.Tensor4D;
+  /** (B, nkv, T, hs) */
+  v: tf.Tensor4D;
+}
+
 /**
- * Causal self-attention of one layer.
- * @param x (B, T, C) normalised input
- * @returns y (B, T, C) and this layer's keys/values including the new tokens (S = P + T)
+ * The attention core shared by every architecture: RoPE on q and k, the cache appended,
+ * grouped scores (scaled, optionally soft-capped, biased), softmax, · v, heads merged.
+ * @returns y (B, T, nh·hs) before the output projection, and the layer's keys/values (S = P + T)
  */
-export function causalSelfAttention(x: tf.Tensor3D, w: AttentionWeights, dims: AttentionDims, ctx: AttentionContext): { y: tf.Tensor3D; kv: LayerKv } {
+export function attendHeads(qkv: HeadsQkv, ctx: AttentionContext): { y: tf.Tensor3D; kv: LayerKv } {
   return tf.tidy(() => {
-    const [B, T] = x.shape;
-    const { nHeads: nh, nKvHeads: nkv, headDim: hs } = dims;
+    const [B, nh, T, hs] = qkv.q.shape;
+    const nkv = qkv.k.shape[1];
     const nrep = nh / nkv;
-    const q = applyRope(splitHeads(linear(x, w.q.w, w.q.b), nh, hs), ctx.cos, ctx.sin); // (B, nh, T, hs)
-    let k = applyRope(splitHeads(linear(x, w.k.w, w.k.b), nkv, hs), ctx.cos, ctx.sin); // (B, nkv, T, hs)
-    let v = splitHeads(linear(x, w.v.w, w.v.b), nkv, hs); // (B, nkv, T, hs)
+    const q = applyRope(qkv.q, ctx.cos, ctx.sin); // (B, nh, T, hs)
+    let k = applyRope(qkv.k, ctx.cos, ctx.sin); // (B, nkv, T, hs)
+    let v = qkv.v;
     if (ctx.past) {
       k = tf.concat([ctx.past.k, k], 2); // (B, nkv, S, hs)
       v = tf.concat([ctx.past.v, v], 2); // (B, nkv, S, hs)
     }
     const S = k.shape[2];
     const qg = tf.reshape(q, [B, nkv, nrep * T, hs]); // (B, nkv, nrep·T, hs)
-    const scores = tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(hs)); // (B, nkv, nrep·T, S)
+    let scores = tf.mul(tf.matMul(qg, k, false, true), ctx.scale ?? 1 / Math.sqrt(hs)); // (B, nkv, nrep·T, S)
+    if (ctx.softcap !== undefined && ctx.softcap !== null) {
+      scores = tf.mul(tf.tanh(tf.div(scores, ctx.softcap)), ctx.softcap);
+    }
     const biased = tf.add(tf.reshape(scores, [B, nkv, nrep, T, S]), tf.expandDims(ctx.bias, 2)); // (B, nkv, nrep, T, S)
     const probs = tf.reshape(tf.softmax(biased), [B, nkv, nrep * T, S]); // float32 softmax over keys
     const out = tf.reshape(tf.matMul(probs, v), [B, nh, T, hs]); // (B, nh, T, hs)
-    const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, nh * hs]); // (B, T, nh·hs)
-    const y = linear(merged, w.o.w, w.o.b) as tf.Tensor3D; // (B, T, C)
+    const y = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, nh * hs]) as tf.Tensor3D; // (B, T, nh·hs)
     return { y, kv: { k, v } };
+  });
+}
+
+/**
+ * Causal self-attention of one layer with separate q/k/v/o projections.
+ * @param x (B, T, C) normalised input
+ * @returns y (B, T, C) and this layer's keys/values including the new tokens (S = P + T)
+ */
+export function causalSelfAttention(x: tf.Tensor3D, w: AttentionWeights, dims: AttentionDims, ctx: AttentionContext): { y: tf.Tensor3D; kv: LayerKv } {
+  return tf.tidy(() => {
+    const { nHeads: nh, nKvHeads: nkv, headDim: hs } = dims;
+    const q = splitHeads(linear(x, w.q.w, w.q.b), nh, hs); // (B, nh, T, hs)
+    const k = splitHeads(linear(x, w.k.w, w.k.b), nkv, hs); // (B, nkv, T, hs)
+    const v = splitHeads(linear(x, w.v.w, w.v.b), nkv, hs); // (B, nkv, T, hs)
+    const { y: merged, kv } = attendHeads({ q, k, v }, ctx); // (B, T, nh·hs)
+    const y = linear(merged, w.o.w, w.o.b) as tf.Tensor3D; // (B, T, C)
+    return { y, kv };
   });
 }
 
@@ -116,15 +149,23 @@ export function causalSelfAttention(x: tf.Tensor3D, w: AttentionWeights, dims: A
  * Additive attention bias: 0 where query t may see key s, MASKED elsewhere. Query t sits at
  * absolute index P + t (P = S − T cached tokens): it sees keys s ≤ P + t whose attention-mask
  * entry is 1, so left and right padding both leave real tokens' scores untouched.
+ * With a sliding `window` W it also needs s > P + t − W (W keys, itself included), as
+ * transformers' `sliding_window_overlay` (4.53+) and the mistral mask of 4.45–4.52 do; the
+ * indices are absolute in the padded row, so left padding shifts both sides equally.
+ * (transformers ≤ 4.41's `_make_causal_mask` let a query see W + 1 keys.)
  * @param attentionMask (B, S) 1 = real token, 0 = padding; omitted: every key is real
+ * @param window sliding window W in tokens; null/omitted = full causal
  * @returns (B or 1, 1, T, S)
  */
-export function attentionBias(T: number, S: number, attentionMask?: tf.Tensor2D): tf.Tensor4D {
+export function attentionBias(T: number, S: number, attentionMask?: tf.Tensor2D, window?: number | null): tf.Tensor4D {
   return tf.tidy(() => {
     const P = S - T;
     const causal = new Float32Array(T * S);
     for (let t = 0; t < T; t++) {
       causal.fill(MASKED, t * S + P + t + 1, (t + 1) * S);
+      if (window !== undefined && window !== null) {
+        causal.fill(MASKED, t * S, t * S + Math.max(0, Math.min(S, P + t - window + 1)));
+      }
     }
     const causalT = tf.tensor4d(causal, [1, 1, T, S]);
     if (!attentionMask) {

@@ -15,7 +15,19 @@ export type RopeScaling =
   /** NTK-aware base growth once the sequence is longer than `maxPositions` */
   | { type: "dynamic"; factor: number }
   /** Llama 3.1 wavelength-banded scaling */
-  | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+  | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
+  /**
+   * LongRoPE (Phi-3 128k; HF `_compute_longrope_parameters`, old name "su"): θ_i divided by
+   * shortFactor[i], or longFactor[i] once the sequence is longer than originalMaxPositions;
+   * cos and sin are multiplied by attentionFactor. `type` keeps the spelling the file used.
+   */
+  | { type: "longrope" | "su"; shortFactor: number[]; longFactor: number[]; originalMaxPositions: number; attentionFactor: number; factor?: number };
+
+/**
+ * MLP activation, in HF spelling (`hidden_act` / `hidden_activation`): silu; gelu = exact erf
+ * GELU; gelu_pytorch_tanh, gelu_new and gelu_fast = the tanh approximation (same formula).
+ */
+export type HiddenAct = "silu" | "gelu" | "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast";
 
 /** Our normalised model configuration: every architecture maps its config.json onto this. */
 export interface ModelConfig {
@@ -36,8 +48,8 @@ export interface ModelConfig {
   rotaryDim: number;
   /** MLP inner width */
   intermediate: number;
-  /** MLP activation (llama: silu-gated) */
-  hiddenAct: "silu";
+  /** MLP activation (llama: silu-gated; gemma: tanh GELU-gated; gpt_neox: plain GELU) */
+  hiddenAct: HiddenAct;
   ropeTheta: number;
   ropeScaling: RopeScaling | null;
   normEps: number;
@@ -54,13 +66,32 @@ export interface ModelConfig {
   padId: number | null;
   /** the config.json object as read, so saving writes back the fields we do not model unchanged */
   hf: Record<string, unknown>;
+
+  // Optional fields of other architectures; absent means the llama behaviour.
+  /** q/k/v (but not o) projections carry biases (qwen2); absent: = attentionBias */
+  qkvBias?: boolean;
+  /** gpt_neox `use_parallel_residual`: x + attn(ln1(x)) + mlp(ln2(x)) instead of two residual steps */
+  parallelResidual?: boolean;
+  /**
+   * Attention window of each layer (length nLayers): query at absolute index q sees keys
+   * k > q − W (W keys, itself included; transformers' `sliding_window_overlay`), null = full
+   * causal. Derived from mistral/qwen2/phi3 `sliding_window` or gemma2's alternating layers;
+   * absent: every layer full.
+   */
+  layerWindows?: (number | null)[];
+  /** gemma2 `attn_logit_softcapping`: scores → cap·tanh(scores / cap) before the mask; null = none */
+  attnSoftcap?: number | null;
+  /** gemma2 `final_logit_softcapping`: logits → cap·tanh(logits / cap); null = none */
+  finalSoftcap?: number | null;
+  /** gemma2 `query_pre_attn_scalar`: scores scaled by its −½ power instead of headDim^−½ */
+  queryPreAttnScalar?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
 // zod helpers shared by every architecture
 
-const posInt = z.number().int().positive();
-const tokenId = z.number().int().nonnegative();
+export const posInt = z.number().int().positive();
+export const tokenId = z.number().int().nonnegative();
 /** HF writes eos_token_id as an int or a list of ints. */
 export const TokenIdsSchema = z.union([tokenId, z.array(tokenId)]).nullish();
 
@@ -81,7 +112,7 @@ export function toIdList(v: number | number[] | null | undefined): number[] {
 // ---------------------------------------------------------------------------------------------
 // rope_scaling (shared by llama, mistral, qwen2, …)
 
-const RopeScalingSchema = z
+export const RopeScalingSchema = z
   .looseObject({
     rope_type: z.string().optional(),
     /** BC: old configs call rope_type `type` */
@@ -90,17 +121,39 @@ const RopeScalingSchema = z
     low_freq_factor: z.number().optional(),
     high_freq_factor: z.number().optional(),
     original_max_position_embeddings: posInt.optional(),
+    /** longrope: per-frequency divisors up to / past the original length */
+    short_factor: z.array(z.number().positive()).optional(),
+    long_factor: z.array(z.number().positive()).optional(),
+    /** longrope: cos/sin multiplier (default from the length ratio) */
+    attention_factor: z.number().positive().optional(),
   })
   .nullish();
 
+/** What LongRoPE needs besides rope_scaling itself (the model's lengths and rotary width). */
+export interface LongRopeContext {
+  /** max_position_embeddings */
+  maxPositions: number;
+  /** top-level original_max_position_embeddings (Phi-3), if any */
+  originalMaxPositions?: number | null;
+  /** rotary dims rd: short_factor and long_factor hold rd/2 values each */
+  rotaryDim: number;
+}
+
 const SUPPORTED_ROPE_TYPES = ["default", "linear", "dynamic", "llama3"];
 
-/** `rope_scaling` → RopeScaling | null; an unknown or incomplete one is a ModelLoadError. */
-export function normalizeRopeScaling(raw: z.infer<typeof RopeScalingSchema>, file: string): RopeScaling | null {
+/**
+ * `rope_scaling` → RopeScaling | null; an unknown or incomplete one is a ModelLoadError.
+ * @param longrope pass it to accept rope_type "longrope" / "su" (architectures whose
+ *   transformers class supports it, e.g. phi3)
+ */
+export function normalizeRopeScaling(raw: z.infer<typeof RopeScalingSchema>, file: string, longrope?: LongRopeContext): RopeScaling | null {
   if (!raw) {
     return null;
   }
   const ropeType = raw.rope_type ?? raw.type ?? "default";
+  if (longrope && (ropeType === "longrope" || ropeType === "su")) {
+    return normalizeLongRope(raw, ropeType, file, longrope);
+  }
   const need = (field: "factor" | "low_freq_factor" | "high_freq_factor" | "original_max_position_embeddings"): number => {
     const v = raw[field];
     if (v === undefined) {
@@ -127,17 +180,50 @@ export function normalizeRopeScaling(raw: z.infer<typeof RopeScalingSchema>, fil
       }
       return { type: "llama3", factor: need("factor"), lowFreqFactor, highFreqFactor, originalMaxPositions: need("original_max_position_embeddings") };
     }
-    default:
-      throw new ModelLoadError(`${file}: rope_scaling.rope_type "${ropeType}" is not supported (supported: ${SUPPORTED_ROPE_TYPES.join(", ")})`, {
+    default: {
+      const supported = longrope ? [...SUPPORTED_ROPE_TYPES, "longrope", "su"] : SUPPORTED_ROPE_TYPES;
+      throw new ModelLoadError(`${file}: rope_scaling.rope_type "${ropeType}" is not supported (supported: ${supported.join(", ")})`, {
         hint: "use a model whose rope_scaling is one of the supported types",
       });
+    }
   }
+}
+
+/**
+ * LongRoPE as transformers 4.4x `_compute_longrope_parameters` reads it: the original length is
+ * the top-level original_max_position_embeddings (else rope_scaling's, as transformers 5
+ * stores it, else max_position_embeddings); then factor = max / original (else
+ * rope_scaling.factor) and attention_factor defaults to √(1 + ln factor / ln original), 1 when
+ * factor ≤ 1.
+ */
+function normalizeLongRope(raw: NonNullable<z.infer<typeof RopeScalingSchema>>, ropeType: "longrope" | "su", file: string, ctx: LongRopeContext): RopeScaling {
+  const half = ctx.rotaryDim / 2;
+  const factors = (field: "short_factor" | "long_factor"): number[] => {
+    const v = raw[field];
+    if (v === undefined || v.length !== half) {
+      throw new ModelLoadError(
+        `${file}: rope_scaling.${field} ${v === undefined ? "is missing" : `has ${v.length} values`}; rope_type "${ropeType}" needs ${half} (rotary dims / 2)`,
+        { hint: "restore rope_scaling from the model's original config.json" },
+      );
+    }
+    return [...v];
+  };
+  const shortFactor = factors("short_factor");
+  const longFactor = factors("long_factor");
+  const topLevel = ctx.originalMaxPositions ?? undefined;
+  const originalMaxPositions = topLevel ?? raw.original_max_position_embeddings ?? ctx.maxPositions;
+  const factor = topLevel !== undefined ? ctx.maxPositions / topLevel : raw.factor;
+  const attentionFactor = raw.attention_factor ?? (factor === undefined || factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(originalMaxPositions)));
+  return { type: ropeType, shortFactor, longFactor, originalMaxPositions, attentionFactor, ...(raw.factor !== undefined ? { factor: raw.factor } : {}) };
 }
 
 /** RopeScaling → HF `rope_scaling` object (rope_type spelling, as transformers writes it today). */
 export function ropeScalingToHf(s: RopeScaling | null): Record<string, unknown> | null {
   if (!s) {
     return null;
+  }
+  if (s.type === "longrope" || s.type === "su") {
+    return { long_factor: s.longFactor, short_factor: s.shortFactor, type: s.type, ...(s.factor !== undefined ? { factor: s.factor } : {}) };
   }
   if (s.type === "llama3") {
     return {

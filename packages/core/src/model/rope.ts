@@ -5,7 +5,8 @@
  * conversions permute the q/k rows, so HF-format weights always use this layout.
  *
  * Partial rotary (GPT-NeoX, Phi): only the first `rotaryDim` dims of each head rotate.
- * Frequencies follow transformers' `modeling_rope_utils.py` (default, linear, dynamic, llama3).
+ * Frequencies follow transformers' `modeling_rope_utils.py` (default, linear, dynamic, llama3,
+ * longrope).
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { ModelConfig, RopeScaling } from "./config.js";
@@ -24,8 +25,10 @@ export interface RopeParams {
 /**
  * The rd/2 inverse frequencies θ_i = 1 / base^(2i / rd), float32 like transformers computes
  * them, with the configured scaling applied.
- * @param seqLen sequence length seen so far; only `dynamic` scaling uses it (it grows the base
- *   once seqLen > maxPositions, as transformers' `dynamic_rope_update` does)
+ * @param seqLen sequence length seen so far; only `dynamic` and `longrope` scaling use it
+ *   (dynamic grows the base once seqLen > maxPositions; longrope switches from the short to the
+ *   long factors once seqLen > originalMaxPositions, as transformers' `dynamic_rope_update`
+ *   does with max(position_ids) + 1; we pass the padded length, the same without padding)
  */
 export function ropeInvFreq(p: RopeParams, seqLen = 0): Float32Array {
   const dim = p.rotaryDim;
@@ -35,9 +38,12 @@ export function ropeInvFreq(p: RopeParams, seqLen = 0): Float32Array {
     base = base * ((s.factor * seqLen) / p.maxPositions - (s.factor - 1)) ** (dim / (dim - 2));
   }
   const out = new Float32Array(dim / 2);
+  const ext = s?.type === "longrope" || s?.type === "su" ? (seqLen > s.originalMaxPositions ? s.longFactor : s.shortFactor) : undefined;
   for (let i = 0; i < dim / 2; i++) {
-    // torch: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), each step in float32
-    out[i] = f32(1 / f32(f32(base) ** f32((2 * i) / dim)));
+    // torch: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), each step in float32;
+    // longrope: 1.0 / (ext_factors * base ** (...)), the product in float32 too
+    const pow = f32(f32(base) ** f32((2 * i) / dim));
+    out[i] = f32(1 / (ext ? f32(f32(ext[i] as number) * pow) : pow));
   }
   if (s?.type === "linear") {
     for (let i = 0; i < out.length; i++) {
@@ -72,6 +78,15 @@ function applyLlama3Scaling(invFreq: Float32Array, s: Extract<RopeScaling, { typ
   }
 }
 
+/**
+ * The factor cos and sin are multiplied by (transformers' `attention_scaling`): LongRoPE's
+ * attentionFactor, 1 for every other type.
+ */
+export function ropeAttentionScale(p: RopeParams): number {
+  const s = p.ropeScaling;
+  return s?.type === "longrope" || s?.type === "su" ? s.attentionFactor : 1;
+}
+
 /** RopeParams of a ModelConfig. */
 export function ropeParams(config: ModelConfig): RopeParams {
   return { rotaryDim: config.rotaryDim, ropeTheta: config.ropeTheta, ropeScaling: config.ropeScaling, maxPositions: config.maxPositions };
@@ -83,14 +98,18 @@ export function ropeParams(config: ModelConfig): RopeParams {
  * and the angle is float32(pos · θ) exactly as transformers computes it.
  * @param invFreq (rd/2) from ropeInvFreq
  * @param positionIds (B, T) int32
+ * @param scale multiplies cos and sin (ropeAttentionScale; default 1)
  * @returns cos, sin: (B, 1, T, rd)
  */
-export function ropeCosSin(invFreq: Float32Array, positionIds: tf.Tensor2D): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+export function ropeCosSin(invFreq: Float32Array, positionIds: tf.Tensor2D, scale = 1): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
   return tf.tidy(() => {
     const pos = tf.expandDims(tf.cast(positionIds, "float32"), -1); // (B, T, 1)
     const freqs = tf.mul(pos, tf.tensor1d(invFreq)); // (B, T, rd/2)
     const emb = tf.expandDims(tf.concat([freqs, freqs], -1), 1) as tf.Tensor4D; // (B, 1, T, rd)
-    return { cos: tf.cos(emb), sin: tf.sin(emb) };
+    if (scale === 1) {
+      return { cos: tf.cos(emb), sin: tf.sin(emb) };
+    }
+    return { cos: tf.mul(tf.cos(emb), scale) as tf.Tensor4D, sin: tf.mul(tf.sin(emb), scale) as tf.Tensor4D };
   });
 }
 
