@@ -24,7 +24,7 @@ let words: string[];
 let before = 0;
 
 beforeAll(async () => {
-  await initBackend("cpu");
+  await initBackend("wasm");
   before = tf.memory().numTensors;
   lm = await loadTfjsCausalLm(DIR);
   words = await loadWordList();

@@ -40,7 +40,7 @@ let model: Model;
 let before = 0;
 
 beforeAll(async () => {
-  await initBackend("cpu");
+  await initBackend("wasm");
   before = tf.memory().numTensors;
   lm = await loadTfjsCausalLm(DIR);
   model = await loadModel(DIR);
