@@ -197,6 +197,11 @@ export async function generateFingerprints(input: GenerateOptionsInput, ev: Gene
     throw new InputError(`${outputFile}: already exists`, { code: "FILE_EXISTS", hint: "pass --force to overwrite it, or choose another --output-file" });
   }
   const fps = await makeFingerprints(opts, ev);
+  const duplicates = fps.length - new Set(fps.map((fp) => fp.key)).size;
+  if (duplicates > 0) {
+    // e.g. a small model sampled from BOS (--first-token-strategy "") repeats its favourite opening
+    (ev.log ?? silentLogger).warn({ duplicates }, `${duplicates} of ${fps.length} keys are duplicates of another key: fine-tuning cannot tell them apart`);
+  }
   await writeFingerprints(outputFile, fps, { force: opts.force });
   (ev.log ?? silentLogger).info({ outputFile, count: fps.length, strategy: opts.strategy }, `wrote ${fps.length} fingerprints`);
   return { outputFile, count: fps.length, strategy: opts.strategy, seconds: (performance.now() - t0) / 1000 };
