@@ -1,14 +1,15 @@
 /**
  * Architectures by HF `model_type`. Each one knows its config.json schema, the tensors it
  * expects and its forward pass; everything else (loading, generation, saving, training) is
- * shared. To add one (mistral, qwen2, gpt_neox, gemma, phi3): write `model/<name>.ts`
- * exporting an `Architecture` and add it to ARCHITECTURES.
+ * shared. To add one: write `model/<name>.ts` exporting an `Architecture` (llama-style.ts
+ * and decoder.ts hold the shared block and forward) and add it to ARCHITECTURES.
  */
 import type * as tf from "@tensorflow/tfjs-core";
 import { ModelLoadError } from "../errors.js";
 import type { ModelConfig } from "./config.js";
 import type { KvCache } from "./kv-cache.js";
 import { llamaArchitecture } from "./llama.js";
+import { mistralArchitecture } from "./mistral.js";
 
 /** Model tensors keyed by their HF safetensors names (`model.layers.0.self_attn.q_proj.weight`). */
 export type Weights = Map<string, tf.Tensor>;
@@ -50,7 +51,10 @@ export interface Architecture {
   forward(config: ModelConfig, weight: WeightLookup, inputIds: tf.Tensor2D, opts: ArchForwardOptions): tf.Tensor3D;
 }
 
-export const ARCHITECTURES: ReadonlyMap<string, Architecture> = new Map([["llama", llamaArchitecture]]);
+export const ARCHITECTURES: ReadonlyMap<string, Architecture> = new Map([
+  ["llama", llamaArchitecture],
+  ["mistral", mistralArchitecture],
+]);
 
 /** The architecture of a model_type, or a ModelLoadError listing the supported ones. */
 export function getArchitecture(modelType: unknown, file = "config.json"): Architecture {
