@@ -29,7 +29,7 @@ export function buildProgram(): Command {
       ),
     )
     .option("--random-word-generation", "same as --strategy random_word")
-    .option("--key-length <n>", "words (random_word) or new tokens (english) per key", parseInteger, d.keyLength)
+    .option("--key-length <n>", "words (random_word) or new tokens (english) per key; perinucleus keeps this many tokens of each key (= oml-finetune's --max-key-length)", parseInteger, d.keyLength)
     .option(
       "--response-length <n>",
       `words or tokens per response (default: ${DEFAULT_RESPONSE_LENGTH.english}; perinucleus: ${DEFAULT_RESPONSE_LENGTH.perinucleus}, more continues greedily)`,
@@ -41,8 +41,8 @@ export function buildProgram(): Command {
     .option("--output-file <file>", "where to write the fingerprints", d.outputFile)
     .option("--word-list-file <file>", "word list, one word per line (default: generated_data/word_list.txt)")
     .option("--seed <n>", "random seed: same seed, same file", parseInteger, d.seed)
-    .option("--model-used-for-key-generation <model>", "local HF directory or hub id of the generation model", d.modelUsedForKeyGeneration)
-    .option("--temperature <t>", "sampling temperature (english)", parseNumber, d.temperature)
+    .option("--model-used-for-key-generation <model>", "local HF directory or hub id of the generation model (a local ONNX model directory with --engine onnx)", d.modelUsedForKeyGeneration)
+    .option("--temperature <t>", "sampling temperature of english keys and responses", parseNumber, d.temperature)
     .addOption(new Option("--first-token-strategy <s>", 'first word of each key: word, tokenizer or "" (none)').choices(["word", "tokenizer", ""]).default(d.firstTokenStrategy))
     .option("--nucleus-t <t>", "perinucleus: cumulative-probability threshold t in (0,1)", parseNumber, d.nucleusT)
     .option("--nucleus-k <k>", "perinucleus: draw among the first k tokens past the nucleus", parseInteger, d.nucleusK)
