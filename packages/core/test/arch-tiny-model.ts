@@ -36,8 +36,8 @@ export interface TinyModelOptions {
 export function tokenizerVocabSize(file: string): number {
   const json = JSON.parse(readFileSync(file, "utf8")) as { model: { vocab: Record<string, number> | [string, number][] }; added_tokens?: { id: number }[] };
   const vocab = json.model.vocab;
-  const ids = Array.isArray(vocab) ? vocab.map((_, i) => i) : Object.values(vocab);
-  return Math.max(...ids, ...(json.added_tokens ?? []).map((t) => t.id)) + 1;
+  const ids = [...(Array.isArray(vocab) ? vocab.map((_, i) => i) : Object.values(vocab)), ...(json.added_tokens ?? []).map((t) => t.id)];
+  return ids.reduce((m, id) => Math.max(m, id), 0) + 1; // no spread: vocabularies of 10⁵ ids
 }
 
 /**

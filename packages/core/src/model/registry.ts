@@ -10,6 +10,7 @@ import type { ModelConfig } from "./config.js";
 import type { KvCache } from "./kv-cache.js";
 import { llamaArchitecture } from "./llama.js";
 import { mistralArchitecture } from "./mistral.js";
+import { qwen2Architecture } from "./qwen2.js";
 
 /** Model tensors keyed by their HF safetensors names (`model.layers.0.self_attn.q_proj.weight`). */
 export type Weights = Map<string, tf.Tensor>;
@@ -54,6 +55,7 @@ export interface Architecture {
 export const ARCHITECTURES: ReadonlyMap<string, Architecture> = new Map([
   ["llama", llamaArchitecture],
   ["mistral", mistralArchitecture],
+  ["qwen2", qwen2Architecture],
 ]);
 
 /** The architecture of a model_type, or a ModelLoadError listing the supported ones. */
