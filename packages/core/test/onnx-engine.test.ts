@@ -95,6 +95,24 @@ describe("onnx engine on stories260K exported to ONNX", () => {
     expect(x.every((f) => ["Lily", "dog", "sun"].some((w) => f.key.startsWith(w)))).toBe(true);
   });
 
+  test("an export with num_logits_to_keep (as newer onnx-community exports have): same logits and greedy ids", async () => {
+    const tmp = await mkdtemp(path.join(os.tmpdir(), "oml-onnx-keep-"));
+    const model = await loadModel(DIR);
+    await writeLlamaOnnxDir(model, path.join(tmp, "m"), { logitsToKeep: true });
+    disposeModel(model);
+    const keep = await loadCausalLm(path.join(tmp, "m"), { engine: "onnx", onnxCacheDir: path.join(tmp, "cache") });
+    try {
+      const prompts = [[1, 403, 407, 261, 378], [1, 403]];
+      const [a, b] = [await keep.nextTokenLogits(prompts), await onnx.nextTokenLogits(prompts)];
+      prompts.forEach((_, i) => expect(maxDiff(a[i] as Float32Array, b[i] as Float32Array)).toBeLessThan(1e-5));
+      const g = ref.greedy.find((r) => r.max_new_tokens === 32) as (typeof ref.greedy)[number];
+      const [row] = await keep.generate([g.input_ids], { maxNewTokens: 32, temperature: 0, seed: 0 });
+      expect(g.stopped_on_stop_id ? row?.slice(0, -1) : row).toEqual(g.output_ids);
+    } finally {
+      await keep.dispose();
+    }
+  });
+
   test("errors: missing directory, no ONNX file, an invalid ONNX file", async () => {
     const tmp = await mkdtemp(path.join(os.tmpdir(), "oml-onnx-bad-"));
     await expect(loadCausalLm(path.join(tmp, "nope"), { engine: "onnx" })).rejects.toThrow(/nope: no such model directory/);

@@ -47,7 +47,15 @@ class GraphBuilder {
  * The ONNX bytes of a loaded llama model.
  * @throws NotImplementedError for partial rotary or dynamic RoPE scaling
  */
-export function exportLlamaOnnx(model: Model): Uint8Array {
+export interface ExportOnnxOptions {
+  /**
+   * Add the scalar int64 input `num_logits_to_keep` of newer exports: logits of the last n
+   * positions only (0 = all), as transformers.js feeds it while generating.
+   */
+  logitsToKeep?: boolean;
+}
+
+export function exportLlamaOnnx(model: Model, opts: ExportOnnxOptions = {}): Uint8Array {
   const c = model.config;
   if (c.modelType !== "llama") {
     throw new NotImplementedError(`ONNX export: model_type ${c.modelType} is not supported (llama only)`);
@@ -156,6 +164,12 @@ export function exportLlamaOnnx(model: Model): Uint8Array {
     x = g.op("Add", [x, linear(act, n.down, c.mlpBias)]);
   }
   x = rmsNorm(x, LLAMA_FINAL_NORM);
+  if (opts.logitsToKeep) {
+    // x[:, -n:] (n = 0 → from 0: every position)
+    inputs.push({ name: "num_logits_to_keep", dtype: ONNX_DTYPE.INT64, dims: [] });
+    const start = g.op("Neg", [g.op("Unsqueeze", ["num_logits_to_keep", g.int64("axes_0", [0])])]);
+    x = g.op("Slice", [x, start, g.int64("slice_end", [Number.MAX_SAFE_INTEGER]), g.int64("axes_seq", [1])]); // (B, n, C)
+  }
   const head = c.tieEmbeddings ? LLAMA_EMBED : LLAMA_LM_HEAD;
   g.op("MatMul", [x, g.op("Transpose", [w(head)], { perm: { ints: [1, 0] } })], undefined, "logits"); // (B, T, V)
   return encodeOnnxModel({ name: "llama", nodes: g.nodes, initializers: g.initializers, inputs, outputs }, { opset: 17, irVersion: 8, producer: "oml-ts" });
@@ -168,9 +182,10 @@ const SIDE_FILES = ["config.json", "generation_config.json", "tokenizer.json", "
  * Write an ONNX model directory transformers.js loads (`--engine onnx`): config, generation
  * config and tokenizer files copied from `model.dir`, and `onnx/model.onnx` (fp32).
  * @param outDir created if missing
+ * @param opts export options (e.g. the `num_logits_to_keep` input)
  * @returns the ONNX file written
  */
-export async function writeLlamaOnnxDir(model: Model, outDir: string): Promise<string> {
+export async function writeLlamaOnnxDir(model: Model, outDir: string, opts: ExportOnnxOptions = {}): Promise<string> {
   const dir = path.resolve(outDir);
   await mkdir(path.join(dir, "onnx"), { recursive: true });
   for (const name of SIDE_FILES) {
@@ -180,6 +195,6 @@ export async function writeLlamaOnnxDir(model: Model, outDir: string): Promise<s
     }
   }
   const file = path.join(dir, "onnx", "model.onnx");
-  await writeFile(file, exportLlamaOnnx(model));
+  await writeFile(file, exportLlamaOnnx(model, opts));
   return file;
 }

@@ -140,12 +140,20 @@ export async function loadOnnxCausalLm(dirArg: string, opts: LoadOnnxOptions = {
   const eosIds = [...tokenizer.eosIds];
   const padId = tokenizer.padTokenId ?? eosIds[0] ?? 0;
 
+  const sessions = (model as unknown as { sessions?: Record<string, { inputNames?: string[] }> }).sessions ?? {};
+  const wantsLogitsToKeep = Object.values(sessions).some((sess) => sess.inputNames?.includes("num_logits_to_keep") ?? false);
+
   const nextTokenLogits = async (prompts: readonly (readonly number[])[]): Promise<Float32Array[]> => {
     if (prompts.length === 0) {
       return [];
     }
     const { ids, mask, length } = leftPad(prompts, padId);
-    const out = (await model({ input_ids: int64(T, ids, length), attention_mask: int64(T, mask, length) })) as Record<string, unknown>;
+    const feeds: Record<string, TfTensor> = { input_ids: int64(T, ids, length), attention_mask: int64(T, mask, length) };
+    if (wantsLogitsToKeep) {
+      // newer exports compute only the last `num_logits_to_keep` positions (then S = 1 below)
+      feeds.num_logits_to_keep = new T.Tensor("int64", BigInt64Array.of(1n), []);
+    }
+    const out = (await model(feeds)) as Record<string, unknown>;
     try {
       const logits = out.logits as TfTensor | undefined;
       if (!logits || logits.dims.length !== 3) {
