@@ -10,7 +10,7 @@ import type * as tf from "@tensorflow/tfjs-core";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.js";
 import { AdamW, type AdamWParamState } from "../train/adamw.js";
 import { pathExists } from "../util/json-file.js";
-import type { TrainState } from "./train-fingerprints.js";
+import type { TrainState } from "./train-model.js";
 
 export interface Checkpoint {
   state: TrainState;

@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { BACKEND_NAMES } from "../backend.js";
 import { FINGERPRINT_STRATEGIES } from "../train/data.js";
+import { AVERAGING_INTERVALS } from "./train-model.js";
 
 export const MODEL_FAMILIES = ["llama", "mistral", "Eleuther", "gemma", "microsoft"] as const;
 export const LR_SCHEDULES = ["constant", "linear", "cosine"] as const;
@@ -25,13 +26,33 @@ export const FinetuneOptionsSchema = z.object({
   maxKeyLength: positiveInt.default(16),
   maxResponseLength: positiveInt.default(1),
   fingerprintGenerationStrategy: z.enum(FINGERPRINT_STRATEGIES, { error: `expected one of ${FINGERPRINT_STRATEGIES.join(", ")}` }).default("english"),
-  fingerprintsFilePath: z.string().min(1).default("generated_data/output_fingerprints.json"),
+  /** Default generated_data/output_fingerprints.json; not allowed with `sftData`. */
+  fingerprintsFilePath: z.string().min(1).optional(),
   numTrainEpochs: positiveInt.default(10),
   learningRate: num.positive({ error: "expected a number > 0" }).default(1e-5),
   weightDecay: num.nonnegative({ error: "expected a number ≥ 0" }).default(1e-4),
   batchSize: positiveInt.default(8),
   dataSplit: num.nonnegative({ error: "expected a number ≥ 0" }).default(0),
-  forgettingRegularizerStrength: num.min(0, { error: "expected a number in [0, 1]" }).max(1, { error: "expected a number in [0, 1]" }).default(0.75),
+  /** λ; default 0.75 when fingerprinting, 0 with `sftData`. */
+  forgettingRegularizerStrength: num.min(0, { error: "expected a number in [0, 1]" }).max(1, { error: "expected a number in [0, 1]" }).optional(),
+  /** When λ applies: after each epoch (the reference) or after each optimizer step. */
+  averagingInterval: z.enum(AVERAGING_INTERVALS, { error: `expected one of ${AVERAGING_INTERVALS.join(", ")}` }).default("epoch"),
+  /** β: the share of every batch (and of the loss) given to benign rows answered by the base model. */
+  benignProportion: num.min(0, { error: "expected a number in [0, 1)" }).lt(1, { error: "expected a number in [0, 1)" }).default(0),
+  /** α: weight of KL(base ‖ current) on the benign rows. */
+  klRegularizer: num.nonnegative({ error: "expected a number ≥ 0" }).default(0),
+  /** Base-model tokens kept per benign position for the KL term (memory: ~8·k bytes a position). */
+  klTopK: positiveInt.default(64),
+  /** Self-generated held-out samples for the harm measurement (0: none). */
+  evalSamples: int.nonnegative({ error: "expected a whole number ≥ 0" }).default(32),
+  /** Tokens per held-out sample. */
+  evalTokens: positiveInt.default(128),
+  /** A user text file (plain, or JSONL {text}) measured the same way. */
+  evalText: z.string().min(1).optional(),
+  /** Ordinary SFT on this JSONL file ({prompt, response} or {text}) instead of fingerprinting. */
+  sftData: z.string().min(1).optional(),
+  /** SFT rows are cut to this many tokens. */
+  sftMaxLength: positiveInt.default(512),
   useAugmentationPrompts: z.boolean().default(false),
   keepEosInResponse: z.boolean().default(false),
   useChatTemplate: z.boolean().default(false),
@@ -42,7 +63,7 @@ export const FinetuneOptionsSchema = z.object({
   earlyStopLoss: num.nonnegative({ error: "expected a number ≥ 0" }).default(0.005),
   /** Stop when the fingerprint success rate (percent, greedy check) reaches this. */
   stopAtSuccess: num.min(0, { error: "expected a percentage in [0, 100]" }).max(100, { error: "expected a percentage in [0, 100]" }).default(100),
-  /** Micro-batches per optimizer step; default: all of them (one step per epoch, as the reference). */
+  /** Micro-batches per optimizer step; default: all of them (one step per epoch, as the reference), 1 with `sftData`. */
   gradientAccumulation: positiveInt.optional(),
   /** Default: constant when forgetting strength > 0 (a decaying rate lets averaging undo the fingerprints), else linear. */
   lrSchedule: z.enum(LR_SCHEDULES, { error: `expected one of ${LR_SCHEDULES.join(", ")}` }).optional(),

@@ -1,56 +1,48 @@
 /**
- * `oml-finetune`'s job, end to end: resolve the model, build the training set, train, and
- * publish `<results>/<hash>/` atomically (results-dir.ts). Progress is reported as events;
- * nothing is printed.
+ * `oml-finetune`'s job, end to end: resolve the model, build the training task (fingerprints,
+ * or ordinary SFT rows with `--sft-data`), draw held-out text from the base model, build the
+ * benign mix, train, measure, and publish `<results>/<hash>/` atomically (results-dir.ts).
+ * Progress is reported as events; nothing is printed.
  */
 import { appendFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backend.js";
-import { checkFingerprints, type TemplateResult } from "../check/check-fingerprints.js";
-import { loadAugmentationPrompts, loadWordList, DEFAULT_AUGMENTATION_PROMPTS } from "../data/data-files.js";
+import type { TemplateResult } from "../check/check-fingerprints.js";
+import { DEFAULT_AUGMENTATION_PROMPTS, loadAugmentationPrompts, loadWordList } from "../data/data-files.js";
 import { InputError, RuntimeFailure } from "../errors.js";
 import { readFingerprints } from "../fingerprints/io.js";
 import { resolveFirstAvailable, resolveModelDir } from "../hub/index.js";
 import { silentLogger, type Logger } from "../log.js";
-import { generate } from "../model/generate.js";
 import { disposeModel, loadModel, type Model } from "../model/load-model.js";
 import { saveModel } from "../model/save-model.js";
+import { buildBenignRows } from "../quality/benign-rows.js";
+import { readEvalText, sampleHeldoutText } from "../quality/heldout-text.js";
+import { readSftData } from "../quality/sft-data.js";
 import { loadTokenizer } from "../tokenizer/load-tokenizer.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { AdamW } from "../train/adamw.js";
 import { snapshotWeights } from "../train/averaging.js";
-import { buildFingerprintExamples, DEFAULT_CHECK_TEMPLATES, promptIds, type FingerprintExample, type FingerprintStrategy, type PromptMode } from "../train/data.js";
+import { DEFAULT_CHECK_TEMPLATES, type PromptMode } from "../train/data.js";
 import { writeFileAtomic } from "../util/json-file.js";
-import { createRng } from "../util/rng.js";
 import { formatFlagPath, formatZodError } from "../util/zod-issues.js";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint.js";
 import { familyHubIds, FinetuneOptionsSchema, type FinetuneOptions, type FinetuneOptionsInput } from "./finetune-options.js";
+import { augmentationSummary, checkWith, measureHeldout, summarizeTemplates, summaryLine, type FinetuneSummary } from "./finetune-summary.js";
+import { prepareFingerprintTask, prepareSftTask, type PreparedTask } from "./prepare-task.js";
 import { isComplete, modelContentHash, openPartial, publishRun, runHash, runPaths, sha256File } from "./results-dir.js";
-import { isNoDecay, trainFingerprints, type TrainConfig, type TrainEvent } from "./train-fingerprints.js";
+import { DEFAULT_FINGERPRINTS_FILE, resolveRun, runConfig } from "./run-config.js";
+import { isNoDecay, trainModel, type BenignMix, type TrainConfig, type TrainEvent } from "./train-model.js";
 
-export type FinetuneEvent = TrainEvent | { type: "phase"; phase: "resolve" | "load" | "train" | "save" | "check"; detail?: string };
+export { canonicalStrategy } from "./run-config.js";
+export type { FinetuneSummary } from "./finetune-summary.js";
+export { summaryLine } from "./finetune-summary.js";
+
+export type FinetuneEvent = TrainEvent | { type: "phase"; phase: "resolve" | "load" | "prepare" | "train" | "save" | "check" | "measure"; detail?: string };
 
 export interface FinetuneHooks {
   log?: Logger;
   onEvent?: (e: FinetuneEvent) => void;
-}
-
-export interface FinetuneSummary {
-  hash: string;
-  model: string;
-  backend: string;
-  num_fingerprints: number;
-  epochs_run: number;
-  stopped_because: string;
-  best_epoch: number;
-  final_loss: number;
-  best_loss: number;
-  success_rate: number;
-  fractional_success_rate: number;
-  templates: { template: string; success_rate: number; fractional_success_rate: number; matches: number }[];
-  wall_seconds: number;
-  peak_rss_bytes: number;
 }
 
 export interface FinetuneResult {
@@ -70,19 +62,6 @@ export function parseFinetuneOptions(input: FinetuneOptionsInput): FinetuneOptio
   return parsed.data;
 }
 
-/** english_random_responses (what the reference's code accepts) → english_random_response; inverse_nucleus → perinucleus. */
-export function canonicalStrategy(s: string): FingerprintStrategy {
-  if (s === "english_random_responses") {
-    return "english_random_response";
-  }
-  return (s === "inverse_nucleus" ? "perinucleus" : s) as FingerprintStrategy;
-}
-
-function csvCell(v: string | number): string {
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
 async function resolveModel(o: FinetuneOptions, log: Logger): Promise<{ dir: string; source: string }> {
   if (o.modelPath) {
     return { dir: await resolveModelDir(o.modelPath, { log }), source: o.modelPath };
@@ -91,50 +70,34 @@ async function resolveModel(o: FinetuneOptions, log: Logger): Promise<{ dir: str
   return { dir: r.dir, source: r.id };
 }
 
-function summarizeTemplates(results: TemplateResult[]): FinetuneSummary["templates"] {
-  return results.map((r) => ({ template: r.template, success_rate: r.successRate, fractional_success_rate: r.fractionalSuccessRate, matches: r.matches }));
-}
-
-/** Fine-tune fingerprints into a model; returns the result directory. */
+/** Fine-tune fingerprints (or, with `sftData`, ordinary data) into a model; returns the result directory. */
 export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks = {}): Promise<FinetuneResult> {
   const t0 = performance.now();
   const log = hooks.log ?? silentLogger;
   const emit = (e: FinetuneEvent): void => hooks.onEvent?.(e);
   const o = parseFinetuneOptions(input);
-  const strategy = canonicalStrategy(o.fingerprintGenerationStrategy);
-  const lrSchedule = o.lrSchedule ?? (o.forgettingRegularizerStrength > 0 ? "constant" : "linear");
+  const run = resolveRun(o);
 
   emit({ type: "phase", phase: "resolve" });
-  const fpFile = path.resolve(o.fingerprintsFilePath);
-  const fingerprints = await readFingerprints(fpFile);
+  const dataFile = path.resolve(run.mode === "sft" ? (o.sftData as string) : (o.fingerprintsFilePath ?? DEFAULT_FINGERPRINTS_FILE));
+  const evalTextFile = o.evalText ? path.resolve(o.evalText) : undefined;
+  // Read the data first: a bad file fails before anything is loaded or written.
+  const data = run.mode === "sft" ? { records: await readSftData(dataFile) } : { fingerprints: await readFingerprints(dataFile) };
   const model = await resolveModel(o, log);
-  const config = {
-    oml_ts_run_format: 1,
-    model: model.source,
-    model_content_sha256: await modelContentHash(model.dir),
-    fingerprints_file_path: fpFile,
-    fingerprints_sha256: await sha256File(fpFile),
-    num_fingerprints: o.numFingerprints,
-    max_key_length: o.maxKeyLength,
-    max_response_length: o.maxResponseLength,
-    fingerprint_generation_strategy: strategy,
-    num_train_epochs: o.numTrainEpochs,
-    learning_rate: o.learningRate,
-    weight_decay: o.weightDecay,
-    batch_size: o.batchSize,
-    gradient_accumulation: o.gradientAccumulation ?? null,
-    lr_schedule: lrSchedule,
-    warmup_steps: o.warmupSteps,
-    max_grad_norm: o.maxGradNorm,
-    data_split: o.dataSplit,
-    forgetting_regularizer_strength: o.forgettingRegularizerStrength,
-    use_augmentation_prompts: o.useAugmentationPrompts,
-    keep_eos_in_response: o.keepEosInResponse,
-    use_chat_template: o.useChatTemplate,
-    early_stop_loss: o.earlyStopLoss,
-    stop_at_success: o.stopAtSuccess,
-    seed: o.seed,
+  const sha = async (f: string): Promise<string> => {
+    try {
+      return await sha256File(f);
+    } catch (err) {
+      throw new InputError(`${f}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { code: "INVALID_FILE", hint: "check the path", cause: err });
+    }
   };
+  const config = runConfig(o, run, {
+    model: model.source,
+    modelSha256: await modelContentHash(model.dir),
+    dataPath: dataFile,
+    dataSha256: await sha(dataFile),
+    evalText: evalTextFile ? { path: evalTextFile, sha256: await sha(evalTextFile) } : undefined,
+  });
   const hash = runHash(config);
   const paths = runPaths(o.resultsDir, hash);
   if (!o.force && (await isComplete(paths))) {
@@ -148,58 +111,39 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
   const loaded: Model = await loadModel(model.dir, { log });
   const vars = new Map<string, tf.Variable>();
   try {
-    const examples = buildFingerprintExamples(fingerprints, tok, {
-      numFingerprints: o.numFingerprints,
-      dataSplit: o.dataSplit,
-      maxKeyLength: o.maxKeyLength,
-      maxResponseLength: o.maxResponseLength,
-      strategy,
-      keepEos: o.keepEosInResponse,
-      words: strategy === "english_random_response" ? await loadWordList() : undefined,
-      rng: createRng(o.seed),
-      file: fpFile,
-    });
-    if (fingerprints.length > o.numFingerprints) {
-      log.warn({ file: fpFile, available: fingerprints.length, used: o.numFingerprints }, `using ${o.numFingerprints} of the ${fingerprints.length} fingerprints in the file`);
-    }
-    const mode: PromptMode = o.useChatTemplate ? { kind: "chat" } : { kind: "template", template: "{}" };
-    const augmentation = o.useAugmentationPrompts ? await loadAugmentationPrompts(DEFAULT_AUGMENTATION_PROMPTS.train) : undefined;
-    const longest = Math.max(...examples.map((ex) => promptIds(tok, ex, mode).length + ex.responseIds.length));
-    if (longest > loaded.config.maxPositions) {
-      throw new InputError(`a key + response is ${longest} tokens, more than the model's context of ${loaded.config.maxPositions}`, {
-        hint: "lower --max-key-length or --max-response-length",
-      });
-    }
     const padId = tok.padId ?? tok.eosId ?? 0;
+    const mode: PromptMode = o.useChatTemplate ? { kind: "chat" } : { kind: "template", template: "{}" };
+    const prepared: PreparedTask = data.records
+      ? prepareSftTask({ o, file: dataFile, tok, model: loaded, mode, log, records: data.records })
+      : await prepareFingerprintTask({ o, file: dataFile, tok, model: loaded, mode, padId, log, fingerprints: data.fingerprints ?? [] });
+
+    // Measured before training: held-out text from the base model, and the benign mix.
+    emit({ type: "phase", phase: "prepare", detail: `${o.evalSamples} held-out samples${run.benignPerMicroBatch > 0 ? ", benign rows" : ""}` });
+    const selfText = await sampleHeldoutText(loaded, tok, { samples: o.evalSamples, tokens: o.evalTokens, seed: o.seed, padId });
+    const evalText = evalTextFile ? await readEvalText(evalTextFile, tok, { maxLength: Math.min(loaded.config.maxPositions, 512) }) : null;
+    const microBatches = Math.ceil(prepared.task.size / o.batchSize);
+    let benign: BenignMix | undefined;
+    if (run.benignPerMicroBatch > 0) {
+      const rows = await buildBenignRows(loaded, tok, {
+        count: microBatches * run.benignPerMicroBatch,
+        mode,
+        seed: o.seed + 1,
+        words: await loadWordList(),
+        padId,
+        klTopK: o.klRegularizer > 0 ? o.klTopK : undefined,
+      });
+      benign = { rows, perMicroBatch: run.benignPerMicroBatch, proportion: o.benignProportion, klWeight: o.klRegularizer };
+    }
 
     await openPartial(paths, { resume: o.resume });
-    await writeFileAtomic(
-      path.join(paths.partial, "fingerprints.json"),
-      `${JSON.stringify(
-        examples.map((ex: FingerprintExample) => ({
-          key: ex.key,
-          response: ex.response,
-          effective_key: ex.key,
-          key_ids: ex.keyIds,
-          response_ids: ex.responseIds,
-          source_index: ex.index,
-          prompt_mode: o.useChatTemplate ? "chat" : "plain",
-        })),
-        null,
-        4,
-      )}\n`,
-      { force: true, mode: 0o600 },
-    );
-    await writeFileAtomic(
-      path.join(paths.partial, "train_dataset.csv"),
-      `index,key,response\n${examples.map((ex) => [ex.index, ex.key, ex.response].map(csvCell).join(",")).join("\n")}\n`,
-      { force: true, mode: 0o600 },
-    );
+    for (const [name, text] of prepared.files) {
+      await writeFileAtomic(path.join(paths.partial, name), text, { force: true, mode: 0o600 });
+    }
     const trainLog = path.join(paths.partial, "train_log.jsonl");
 
     // Trainable weights as variables (unique names per run: tfjs variable names are global).
     const checkpoint = o.resume ? await readCheckpoint(paths.partial) : null;
-    const anchor = o.forgettingRegularizerStrength > 0 ? snapshotWeights(loaded.weights) : null;
+    const anchor = run.lambda > 0 ? snapshotWeights(loaded.weights) : null;
     const prefix = `oml/${hash}/${Date.now()}`;
     for (const [name, t] of loaded.weights) {
       const init = checkpoint?.weights.get(name);
@@ -212,28 +156,31 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
       resume = { state: checkpoint.state, optimizer, best: checkpoint.best };
       log.info({ epoch: checkpoint.state.epoch }, `resuming after epoch ${checkpoint.state.epoch}`);
     }
-    const microBatches = Math.ceil(examples.length / o.batchSize);
     const cfg: TrainConfig = {
       epochs: o.numTrainEpochs,
       learningRate: o.learningRate,
       weightDecay: o.weightDecay,
       batchSize: o.batchSize,
-      gradientAccumulation: Math.min(o.gradientAccumulation ?? microBatches, microBatches),
-      schedule: lrSchedule,
+      gradientAccumulation: Math.min(o.gradientAccumulation ?? (run.mode === "sft" ? 1 : microBatches), microBatches),
+      schedule: run.lrSchedule,
       warmupSteps: o.warmupSteps,
       maxGradNorm: o.maxGradNorm,
-      lambda: o.forgettingRegularizerStrength,
+      lambda: run.lambda,
+      averagingInterval: o.averagingInterval,
       earlyStopLoss: o.earlyStopLoss,
       stopAtSuccess: o.stopAtSuccess,
       seed: o.seed,
-      mode,
-      augmentationTemplates: augmentation,
       padId,
+      benign,
     };
-    emit({ type: "phase", phase: "train", detail: `${examples.length} examples, ${microBatches} micro-batches an epoch` });
-    const { result, best } = await trainFingerprints(loaded, vars, anchor, tok, examples, cfg, resume, {
+    emit({ type: "phase", phase: "train", detail: `${prepared.task.size} examples, ${microBatches} micro-batches an epoch` });
+    let lastBenign: { loss: number | null; kl: number | null } = { loss: null, kl: null };
+    const { result, best } = await trainModel(loaded, vars, anchor, prepared.task, cfg, resume, {
       onEvent: (e) => {
         emit(e);
+        if (e.type === "epoch-end") {
+          lastBenign = { loss: e.benignLoss ?? null, kl: e.kl ?? null };
+        }
         if (e.type === "step" || e.type === "epoch-end") {
           void appendFile(trainLog, `${JSON.stringify({ ...e, time: new Date().toISOString() })}\n`);
         }
@@ -247,43 +194,76 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
       },
     });
 
-    // Save the best weights seen, then check them with the reference's templates.
+    // Save the best weights seen, then check and measure them.
     emit({ type: "phase", phase: "save" });
     const bestTensors = new Map<string, tf.Tensor>([...best].map(([n, d]) => [n, tf.tensor(d, loaded.weights.get(n)?.shape)]));
     try {
       await saveModel(loaded, path.join(paths.partial, "final_model"), { weights: bestTensors, overwrite: true, log });
-      emit({ type: "phase", phase: "check" });
-      const view: Model = { ...loaded, weights: bestTensors };
-      const modes: PromptMode[] = o.useChatTemplate ? [{ kind: "chat" }] : DEFAULT_CHECK_TEMPLATES.map((template) => ({ kind: "template", template }));
-      const checked = await checkFingerprints({
-        examples,
-        tokenizer: tok,
-        modes,
-        batchSize: 64,
-        generate: (prompts, n) => generate(view, prompts, { maxNewTokens: n, eosIds: [], padId }),
-      });
-      const headline = checked[0] as TemplateResult;
+      let checked: TemplateResult[] = [];
+      let augmentation: FinetuneSummary["augmentation_check"];
+      if (prepared.examples) {
+        emit({ type: "phase", phase: "check" });
+        const modes: PromptMode[] = o.useChatTemplate ? [{ kind: "chat" }] : DEFAULT_CHECK_TEMPLATES.map((template) => ({ kind: "template", template }));
+        checked = await checkWith(loaded, bestTensors, tok, prepared.examples, modes, padId);
+        if (o.useAugmentationPrompts && !o.useChatTemplate) {
+          const file = DEFAULT_AUGMENTATION_PROMPTS.test;
+          const held = (await loadAugmentationPrompts(file)).map((template): PromptMode => ({ kind: "template", template }));
+          augmentation = augmentationSummary(file, await checkWith(loaded, bestTensors, tok, prepared.examples, held, padId));
+        }
+      }
+      emit({ type: "phase", phase: "measure" });
+      const heldout = await measureHeldout(
+        loaded,
+        bestTensors,
+        padId,
+        { sequences: selfText, samples: o.evalSamples, maxTokens: o.evalTokens },
+        evalText && evalTextFile ? { sequences: evalText, file: evalTextFile } : null,
+      );
+      const headline = checked[0];
       const summary: FinetuneSummary = {
         hash,
+        mode: run.mode,
         model: model.source,
         backend: backend.name,
-        num_fingerprints: examples.length,
+        num_fingerprints: prepared.examples?.length ?? 0,
+        num_examples: prepared.task.size,
         epochs_run: result.epochsRun,
         stopped_because: result.stoppedBecause,
         best_epoch: result.best.epoch,
         final_loss: result.finalLoss,
         best_loss: result.best.loss,
-        success_rate: headline.successRate,
-        fractional_success_rate: headline.fractionalSuccessRate,
+        success_rate: headline?.successRate ?? null,
+        fractional_success_rate: headline?.fractionalSuccessRate ?? null,
         templates: summarizeTemplates(checked),
+        ...(augmentation ? { augmentation_check: augmentation } : {}),
+        heldout,
+        ...(benign
+          ? {
+              benign: {
+                proportion: o.benignProportion,
+                kl_regularizer: o.klRegularizer,
+                kl_top_k: o.klTopK,
+                rows: benign.rows.length,
+                per_micro_batch: benign.perMicroBatch,
+                final_benign_loss: lastBenign.loss,
+                final_kl: lastBenign.kl,
+              },
+            }
+          : {}),
+        ...(prepared.sft ? { sft: prepared.sft } : {}),
+        averaging_interval: o.averagingInterval,
+        forgetting_regularizer_strength: run.lambda,
         wall_seconds: (performance.now() - t0) / 1000,
         peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
       };
       await writeFile(path.join(paths.partial, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
-      await writeFile(path.join(paths.partial, "fingerprinting_config.json"), `${JSON.stringify({ hash, config }, null, 2)}\n`);
+      await writeFile(path.join(paths.partial, run.mode === "sft" ? "finetuning_config.json" : "fingerprinting_config.json"), `${JSON.stringify({ hash, config }, null, 2)}\n`);
       await rm(path.join(paths.partial, "checkpoint"), { recursive: true, force: true });
       await publishRun(paths, config);
-      log.info({ dir: paths.final, successRate: summary.success_rate, epochs: summary.epochs_run }, `fingerprinted: ${summary.success_rate.toFixed(1)}% success`);
+      log.debug(
+        { dir: paths.final, successRate: summary.success_rate, epochs: summary.epochs_run, heldout: summary.heldout, augmentation: summary.augmentation_check?.success_rate },
+        summaryLine(summary),
+      );
       return { dir: paths.final, hash, skipped: false, summary };
     } finally {
       tf.dispose([...bestTensors.values()]);

@@ -1,5 +1,5 @@
 /** Glue between the parsed flags and core's finetune(). */
-import { finetune, type FinetuneOptionsInput } from "@oml-ts/core";
+import { finetune, summaryLine, type FinetuneOptionsInput } from "@oml-ts/core";
 import { createLogger, createProgress } from "@oml-ts/core/cli";
 
 export type FinetuneFlags = Omit<FinetuneOptionsInput, "fingerprintGenerationStrategy"> & {
@@ -39,13 +39,27 @@ export async function runFinetuneCommand(flags: FinetuneFlags): Promise<void> {
           case "step":
             log.debug({ step: e.step, lr: e.lr, loss: e.loss, gradNorm: e.gradNorm }, "optimizer step");
             break;
-          case "epoch-end":
+          case "epoch-end": {
             progress.stop();
+            const extra = [
+              e.successRate === null ? "" : `, ${e.successRate.toFixed(1)}% of fingerprints answered`,
+              e.benignLoss === undefined ? "" : `, benign loss ${e.benignLoss.toFixed(4)}`,
+              e.kl === undefined ? "" : `, KL ${e.kl.toFixed(4)}`,
+            ].join("");
             log.info(
-              { epoch: e.epoch, loss: Number(e.loss.toFixed(5)), success: Number(e.successRate.toFixed(2)), seconds: Number(e.seconds.toFixed(2)), best: e.best },
-              `epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, ${e.successRate.toFixed(1)}% of fingerprints answered`,
+              {
+                epoch: e.epoch,
+                loss: Number(e.loss.toFixed(5)),
+                success: e.successRate === null ? undefined : Number(e.successRate.toFixed(2)),
+                benignLoss: e.benignLoss,
+                kl: e.kl,
+                seconds: Number(e.seconds.toFixed(2)),
+                best: e.best,
+              },
+              `epoch ${e.epoch}: loss ${e.loss.toFixed(4)}${extra}`,
             );
             break;
+          }
         }
       },
     },
@@ -53,7 +67,7 @@ export async function runFinetuneCommand(flags: FinetuneFlags): Promise<void> {
   progress.stop();
   if (result.summary) {
     const s = result.summary;
-    log.info({ success: s.success_rate, epochs: s.epochs_run, seconds: Number(s.wall_seconds.toFixed(1)) }, `success rate ${s.success_rate.toFixed(1)}% after ${s.epochs_run} epochs`);
+    log.info({ success: s.success_rate, epochs: s.epochs_run, seconds: Number(s.wall_seconds.toFixed(1)), heldout: s.heldout }, summaryLine(s));
   }
   process.stdout.write(`${result.dir}\n`);
 }
