@@ -3,6 +3,7 @@
  * ../shared), asserting what a user sees and the results layout.
  */
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -16,9 +17,38 @@ function run(name: string, args: string[], env: Record<string, string> = {}): Sp
   return spawnSync(process.execPath, [BIN(name), ...args], { encoding: "utf8", env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1", CI: "true", ...env } });
 }
 
+interface Heldout {
+  sequences: number;
+  tokens: number;
+  ce_before: number;
+  ce_after: number;
+  ce_relative_change: number;
+  kl: number;
+  file?: string;
+}
+interface Summary {
+  mode: string;
+  success_rate: number | null;
+  backend: string;
+  epochs_run: number;
+  stopped_because: string;
+  peak_rss_bytes: number;
+  templates: unknown[];
+  averaging_interval: string;
+  heldout: { self_generated?: Heldout; eval_text?: Heldout };
+  benign?: { proportion: number; kl_regularizer: number; kl_top_k: number; rows: number; per_micro_batch: number; final_benign_loss: number | null; final_kl: number | null };
+  augmentation_check?: { success_rate: number; min_success_rate: number; templates: { template: string; success_rate: number }[] };
+  sft?: { records: number; rows: number; truncated: number; dropped: number };
+}
+const summaryOf = async (dir: string): Promise<Summary> => JSON.parse(await readFile(path.join(dir, "summary.json"), "utf8")) as Summary;
+const lastLine = (out: string): string => out.trim().split("\n").at(-1) as string;
+
 let root: string;
 let model: string;
 let fps: string;
+
+/** No held-out samples: for the runs that test something else. */
+const NO_EVAL = ["--eval-samples", "0"];
 
 const TRAIN = (results: string, extra: string[] = []): string[] => [
   "--model-path", model, "--fingerprints-file-path", fps, "--fingerprint-generation-strategy", "random_word",
@@ -49,10 +79,26 @@ describe("a fingerprinting run", () => {
   test("succeeds, prints the result directory last, and reaches ≥ 95%", async () => {
     expect(first.status, first.stderr).toBe(0);
     expect(dir).toMatch(new RegExp(`^${path.join(root, "results").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/[0-9a-f]{32}$`));
-    const summary = JSON.parse(await readFile(path.join(dir, "summary.json"), "utf8")) as { success_rate: number; backend: string; epochs_run: number; peak_rss_bytes: number };
+    const summary = JSON.parse(await readFile(path.join(dir, "summary.json"), "utf8")) as Summary;
     expect(summary.success_rate).toBeGreaterThanOrEqual(95);
     expect(summary.backend).toBe("wasm");
     expect(summary.peak_rss_bytes).toBeGreaterThan(0);
+    expect(summary.mode).toBe("fingerprint");
+    expect(summary.averaging_interval).toBe("epoch");
+    expect(summary.benign).toBeUndefined();
+    expect(summary.augmentation_check).toBeUndefined();
+  });
+
+  test("measures the harm on 32 self-generated samples of up to 128 tokens and prints it last", async () => {
+    const h = (JSON.parse(await readFile(path.join(dir, "summary.json"), "utf8")) as Summary).heldout.self_generated as Heldout;
+    expect(h.sequences).toBe(32);
+    expect(h.tokens).toBeGreaterThan(32 * 8);
+    expect(h.tokens).toBeLessThanOrEqual(32 * 128);
+    expect(h.ce_before).toBeGreaterThan(0);
+    expect(h.ce_relative_change).toBeCloseTo((h.ce_after - h.ce_before) / h.ce_before, 10);
+    expect(h.kl).toBeGreaterThan(0); // the weights changed
+    expect(h.kl).toBeLessThan(1);
+    expect(first.stderr).toMatch(/success rate \d+\.\d% after \d+ epochs?; self-generated CE \d+\.\d{4} → \d+\.\d{4} \([+-]\d+\.\d%\), KL \d+\.\d{4}/);
   });
 
   test("writes the results layout, secrets 0600, no partial or checkpoint left", async () => {
@@ -99,10 +145,91 @@ describe("a fingerprinting run", () => {
     expect(report.num_fingerprints).toBe(32);
     expect(report.success_rate).toBeGreaterThanOrEqual(95);
   });
+
+  test("--sft-data fine-tunes the fingerprinted model: same layout, no check, its own config; what it cost is measured", async () => {
+    const data = path.join(root, "sft.jsonl");
+    const lines = Array.from({ length: 12 }, (_, i) => (i % 2 ? { text: `the cat sat on mat number ${i}.` } : { prompt: `Question ${i}:`, response: ` answer ${i}.` }));
+    await writeFile(data, `${lines.map((l) => JSON.stringify(l)).join("\n")}\n`);
+    const r = run("finetune", [
+      "--model-path", path.join(dir, "final_model"), "--sft-data", data, "--num-train-epochs", "2", "--learning-rate", "1e-2", "--batch-size", "4",
+      "--eval-samples", "4", "--eval-tokens", "16", "--results-dir", path.join(root, "results-sft"), "--backend", "wasm",
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const out = lastLine(r.stdout);
+    expect((await readdir(out)).sort()).toEqual(["final_model", "finetuning_config.json", "summary.json", "train_log.jsonl"]);
+    const s = await summaryOf(out);
+    expect(s.mode).toBe("sft");
+    expect(s.success_rate).toBeNull();
+    expect(s.templates).toEqual([]);
+    expect(s.sft).toEqual({ file: data, records: 12, rows: 12, truncated: 0, dropped: 0 });
+    expect(s.epochs_run).toBe(2);
+    expect(s.stopped_because).toBe("epochs");
+    expect(s.heldout.self_generated?.sequences).toBe(4);
+    expect(s.heldout.self_generated?.kl).toBeGreaterThan(0);
+    const cfg = JSON.parse(await readFile(path.join(out, "finetuning_config.json"), "utf8")) as { hash: string; config: Record<string, unknown> };
+    expect(cfg.config.mode).toBe("sft");
+    expect(cfg.config.sft_data_sha256).toBe(createHash("sha256").update(await readFile(data)).digest("hex"));
+    expect(cfg.config.forgetting_regularizer_strength).toBe(0); // no averaging by default in SFT
+    expect(cfg.config.lr_schedule).toBe("linear");
+    // 12 rows in micro-batches of 4, one optimizer step each (SFT's default): 3 steps an epoch
+    const steps = (await readFile(path.join(out, "train_log.jsonl"), "utf8")).trim().split("\n").filter((l) => l.includes('"type":"step"'));
+    expect(steps).toHaveLength(6);
+    expect(r.stderr).toMatch(/SFT loss \d+\.\d{4} after 2 epochs; self-generated CE/);
+  });
+});
+
+describe("quality options", () => {
+  test("--benign-proportion, --averaging-interval step and --eval-text: benign rows in every batch, harm on both texts", async () => {
+    const evalText = path.join(root, "eval.jsonl");
+    await writeFile(evalText, '{"text": "Some held-out text of the user."}\n{"text": "And another line."}\n');
+    const r = run("finetune", TRAIN(path.join(root, "results-benign"), [
+      "--benign-proportion", "0.25", "--averaging-interval", "step", "--eval-samples", "4", "--eval-tokens", "16", "--eval-text", evalText,
+    ]));
+    expect(r.status, r.stderr).toBe(0);
+    const s = await summaryOf(lastLine(r.stdout));
+    expect(s.success_rate).toBeGreaterThanOrEqual(95);
+    expect(s.averaging_interval).toBe("step");
+    // 32 fingerprints in micro-batches of 8 → 4 micro-batches, each with round(8 · 0.25 / 0.75) = 3 benign rows
+    expect(s.benign).toMatchObject({ proportion: 0.25, kl_regularizer: 0, per_micro_batch: 3, rows: 12, final_kl: null });
+    expect(s.benign?.final_benign_loss).toBeGreaterThan(0);
+    expect(s.heldout.self_generated?.sequences).toBe(4);
+    expect(s.heldout.eval_text).toMatchObject({ file: evalText, sequences: 2 });
+    expect(s.heldout.eval_text?.kl).toBeGreaterThan(0);
+    expect(r.stderr).toMatch(/benign loss \d+\.\d{4}/);
+    expect(r.stderr).toMatch(/; eval-text CE \d+\.\d{4} → /);
+  });
+
+  test("--kl-regularizer alone draws benign rows for the KL term; --use-augmentation-prompts reports the held-out templates", async () => {
+    const r = run("finetune", TRAIN(path.join(root, "results-kl"), ["--kl-regularizer", "0.5", "--kl-top-k", "16", "--use-augmentation-prompts", "--num-train-epochs", "4", ...NO_EVAL]));
+    expect(r.status, r.stderr).toBe(0);
+    const s = await summaryOf(lastLine(r.stdout));
+    expect(s.benign).toMatchObject({ proportion: 0, kl_regularizer: 0.5, kl_top_k: 16, per_micro_batch: 3, rows: 12, final_benign_loss: 0 });
+    expect(s.benign?.final_kl).toBeGreaterThanOrEqual(0);
+    expect(s.heldout).toEqual({});
+    const aug = s.augmentation_check;
+    expect(aug?.templates).toHaveLength(20);
+    expect(aug?.templates.every((t) => t.template.includes("{}"))).toBe(true);
+    expect(aug?.success_rate).toBeCloseTo((aug?.templates ?? []).reduce((a, t) => a + t.success_rate, 0) / 20, 8);
+    expect(aug?.min_success_rate).toBe(Math.min(...(aug?.templates ?? []).map((t) => t.success_rate)));
+    expect(r.stderr).toMatch(/% under held-out system prompts \(lowest \d+\.\d%\)/);
+  });
+
+  test.each([
+    [["--sft-data", "x.jsonl", "--fingerprints-file-path", "fp.json"], /^error: --sft-data and --fingerprints-file-path do not go together/m],
+    [["--sft-data", "x.jsonl", "--benign-proportion", "0.2"], /^error: --benign-proportion protects fingerprints while they are trained; not with --sft-data$/m],
+    [["--benign-proportion", "1"], /^error: --benign-proportion: expected a number in \[0, 1\)$/m],
+    [["--kl-regularizer", "-1"], /^error: --kl-regularizer: expected a number ≥ 0$/m],
+    [["--averaging-interval", "batch"], /argument 'batch' is invalid/],
+  ])("%j is refused with exit 2", (args, message) => {
+    const r = run("finetune", ["--model-path", model, ...args, "--results-dir", path.join(root, "r-bad")]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(existsSync(path.join(root, "r-bad"))).toBe(false);
+  });
 });
 
 test("forgetting strength 1 leaves the model bit-identical", async () => {
-  const r = run("finetune", TRAIN(path.join(root, "results-lambda1"), ["--forgetting-regularizer-strength", "1", "--num-train-epochs", "2"]));
+  const r = run("finetune", TRAIN(path.join(root, "results-lambda1"), ["--forgetting-regularizer-strength", "1", "--num-train-epochs", "2", ...NO_EVAL]));
   expect(r.status, r.stderr).toBe(0);
   const out = await tensorsOf(path.join(r.stdout.trim().split("\n").at(-1) as string, "final_model"));
   const base = await tensorsOf(model);
@@ -113,7 +240,7 @@ test("forgetting strength 1 leaves the model bit-identical", async () => {
 });
 
 test("--resume continues a crashed run to the same result", async () => {
-  const args = (results: string): string[] => TRAIN(results, ["--forgetting-regularizer-strength", "0.5", "--num-train-epochs", "4", "--stop-at-success", "100", "--early-stop-loss", "0"]);
+  const args = (results: string): string[] => TRAIN(results, ["--forgetting-regularizer-strength", "0.5", "--num-train-epochs", "4", "--stop-at-success", "100", "--early-stop-loss", "0", ...NO_EVAL]);
   const crashed = run("finetune", args(path.join(root, "results-resume")), { OML_TEST_CRASH_AFTER_EPOCH: "2" });
   expect(crashed.status).toBe(3);
   expect(crashed.stderr).toContain("simulated crash after epoch 2");
