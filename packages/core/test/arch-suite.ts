@@ -1,6 +1,7 @@
 /**
- * Test helper: the behaviour every architecture must show on a tiny random model (no
- * reference implementation needed): padding invariance, KV-cache decoding = a full forward,
+ * Test helper: the behaviour every architecture must show on a tiny random model: logits equal
+ * a direct scalar computation written from transformers' modeling code (arch-reference.ts),
+ * padding invariance, KV-cache decoding = a full forward,
  * batched = one-at-a-time greedy generation, save → load bit-identical, tied/untied heads,
  * a fixed batch memorised by AdamW through tf.variableGrads, no leaked tensors; and loading
  * end to end with a real tokenizer.
@@ -21,7 +22,8 @@ import { loadTokenizer } from "../src/tokenizer/load-tokenizer.js";
 import { AdamW } from "../src/train/adamw.js";
 import { IGNORE_INDEX, maskedCrossEntropy } from "../src/train/loss.js";
 import { trainStep } from "../src/train/train-step.js";
-import { logitsOf, maxAbsDiff, tokenizerVocabSize, writeTinyModel } from "./arch-tiny-model.js";
+import { referenceLogits } from "./arch-reference.js";
+import { copyTokenizerFiles, logitsOf, maxAbsDiff, writeTinyModel } from "./arch-tiny-model.js";
 
 export interface ArchSuiteOptions {
   /** describe() title */
@@ -50,6 +52,7 @@ export function archBehaviourSuite(o: ArchSuiteOptions): void {
   describe(o.title, () => {
     let tmp = "";
     let model: Model;
+    let tensors: Map<string, { shape: number[]; data: Float32Array }>;
     let before = 0;
     const tied = o.config.tie_word_embeddings === true;
 
@@ -57,13 +60,22 @@ export function archBehaviourSuite(o: ArchSuiteOptions): void {
       await initBackend("wasm");
       before = tf.memory().numTensors;
       tmp = await mkdtemp(path.join(os.tmpdir(), "oml-arch-"));
-      await writeTinyModel(path.join(tmp, "model"), { config: o.config, seed: o.seed ?? 1 });
+      ({ tensors } = await writeTinyModel(path.join(tmp, "model"), { config: o.config, seed: o.seed ?? 1 }));
       model = await loadModel(path.join(tmp, "model"));
     });
     afterAll(async () => {
       disposeModel(model);
       await rm(tmp, { recursive: true, force: true });
       expect(tf.memory().numTensors).toBe(before);
+    });
+
+    test("logits = a direct float64 computation from the HF modeling code (all positions)", () => {
+      const n = tf.memory().numTensors;
+      const want = referenceLogits(o.config, tensors, A);
+      const [got] = logitsOf(model, [A]);
+      const scale = want.flat().reduce((m, v) => Math.max(m, Math.abs(v)), 1);
+      expect(maxAbsDiff(got, want)).toBeLessThan(1e-4 * scale);
+      expect(tf.memory().numTensors).toBe(n);
     });
 
     test("left and right padding leave real tokens' logits unchanged", () => {
@@ -153,13 +165,17 @@ export function archBehaviourSuite(o: ArchSuiteOptions): void {
       const optimizer = new AdamW({ weightDecay: 0 });
       const lossFn = (): tf.Scalar => tf.tidy(() => maskedCrossEntropy(forward(model, ids, { attentionMask: mask, weights: params }), labels));
       const losses: number[] = [];
-      for (let step = 0; step < (o.trainSteps ?? 100); step++) {
-        losses.push(trainStep({ lossFn, params, optimizer, lr: o.lr ?? 3e-3, clipNorm: 1 }).loss);
+      let final = Infinity;
+      try {
+        for (let step = 0; step < (o.trainSteps ?? 100); step++) {
+          losses.push(trainStep({ lossFn, params, optimizer, lr: o.lr ?? 3e-3, clipNorm: 1 }).loss);
+        }
+        final = tf.tidy(() => lossFn().dataSync()[0] as number);
+      } finally {
+        tf.dispose([ids, mask, labels, ...params.values()]);
       }
-      const final = tf.tidy(() => lossFn().dataSync()[0] as number);
       expect(losses[0]).toBeGreaterThan(1);
       expect(final).toBeLessThan(0.01);
-      tf.dispose([ids, mask, labels, ...params.values()]);
       expect(tf.memory().numTensors).toBe(n);
     });
   });
@@ -177,9 +193,10 @@ export function realTokenizerTest(title: string, config: Record<string, unknown>
     const n = tf.memory().numTensors;
     const tmp = await mkdtemp(path.join(os.tmpdir(), "oml-arch-tok-"));
     try {
-      const vocab = tokenizerVocabSize(path.join(tokenizerDir, "tokenizer.json"));
-      const { dir } = await writeTinyModel(tmp, { config: { ...config, vocab_size: vocab }, seed: 5, std: 0.02, tokenizer: { dir: tokenizerDir } });
-      const tok = await loadTokenizer(dir);
+      await copyTokenizerFiles(tokenizerDir, tmp);
+      const tok = await loadTokenizer(tmp);
+      const vocab = tok.vocabSize; // max id + 1
+      const { dir } = await writeTinyModel(tmp, { config: { ...config, vocab_size: vocab }, seed: 5, std: 0.02, tokenizer: "none" });
       const model = await loadModel(dir);
       const ids = tok.encode("The quick brown fox");
       expect(ids.length).toBeGreaterThan(2);
@@ -187,6 +204,27 @@ export function realTokenizerTest(title: string, config: Record<string, unknown>
       expect(out).toHaveLength(4);
       expect(out?.every((id) => id >= 0 && id < vocab)).toBe(true);
       expect(typeof tok.decode(out ?? [])).toBe("string");
+      disposeModel(model);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+    expect(tf.memory().numTensors).toBe(n);
+  });
+}
+
+/** One config variant checked against the direct computation only (cheaper than a whole suite). */
+export function referenceTest(title: string, config: Record<string, unknown>, seed = 4): void {
+  test(title, async () => {
+    await initBackend("wasm");
+    const n = tf.memory().numTensors;
+    const tmp = await mkdtemp(path.join(os.tmpdir(), "oml-arch-ref-"));
+    try {
+      const { dir, tensors } = await writeTinyModel(tmp, { config, seed, tokenizer: "none" });
+      const model = await loadModel(dir);
+      const want = referenceLogits(config, tensors, A);
+      const [got] = logitsOf(model, [A]);
+      const scale = want.flat().reduce((m, v) => Math.max(m, Math.abs(v)), 1);
+      expect(maxAbsDiff(got, want)).toBeLessThan(1e-4 * scale);
       disposeModel(model);
     } finally {
       await rm(tmp, { recursive: true, force: true });

@@ -4,7 +4,6 @@
  * architecture expects, and a tokenizer: our byte-level one, the files of a real tokenizer
  * directory, or none).
  */
-import { readFileSync } from "node:fs";
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
@@ -32,14 +31,6 @@ export interface TinyModelOptions {
   tokenizer?: "byte-level" | "none" | { dir: string };
 }
 
-/** Number of ids of a tokenizer.json: one past its largest vocab or added-token id. */
-export function tokenizerVocabSize(file: string): number {
-  const json = JSON.parse(readFileSync(file, "utf8")) as { model: { vocab: Record<string, number> | [string, number][] }; added_tokens?: { id: number }[] };
-  const vocab = json.model.vocab;
-  const ids = [...(Array.isArray(vocab) ? vocab.map((_, i) => i) : Object.values(vocab)), ...(json.added_tokens ?? []).map((t) => t.id)];
-  return ids.reduce((m, id) => Math.max(m, id), 0) + 1; // no spread: vocabularies of 10⁵ ids
-}
-
 /**
  * Random weights for every expected tensor: matrices ~ N(0, std²); 1-D tensors ~ N(centre, 0.1²)
  * where the centre is 0 for biases and Gemma's offset norms, 1 for other norm gains.
@@ -64,6 +55,18 @@ export function randomWeights(config: ModelConfig, seed: number, std = 0.2): Map
   return out;
 }
 
+/** Copy tokenizer.json, tokenizer_config.json and special_tokens_map.json (when present). */
+export async function copyTokenizerFiles(from: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const name of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) {
+    await copyFile(path.join(from, name), path.join(to, name)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== "ENOENT" || name === "tokenizer.json") {
+        throw e;
+      }
+    });
+  }
+}
+
 /** Write a tiny model directory; returns its normalised config and weights. */
 export async function writeTinyModel(dir: string, opts: TinyModelOptions): Promise<{ dir: string; config: ModelConfig; tensors: Map<string, TensorToWrite> }> {
   await mkdir(dir, { recursive: true });
@@ -75,13 +78,7 @@ export async function writeTinyModel(dir: string, opts: TinyModelOptions): Promi
       await writeFile(path.join(dir, name), JSON.stringify(json));
     }
   } else if (tok !== "none") {
-    for (const name of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) {
-      await copyFile(path.join(tok.dir, name), path.join(dir, name)).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== "ENOENT" || name === "tokenizer.json") {
-          throw e;
-        }
-      });
-    }
+    await copyTokenizerFiles(tok.dir, dir);
   }
   const tensors = randomWeights(config, opts.seed, opts.std);
   await writeModelWeights(dir, tensors);

@@ -4,7 +4,7 @@
  * (itself included); our attention bias applies it once it is shorter than the sequence.
  * Mistral-7B v0.1 has W = 4096, v0.2/v0.3 null; at fingerprint lengths it never bites.
  * Defaults are transformers' MistralConfig (num_key_value_heads 8, sliding_window 4096,
- * max_position_embeddings 4096·32, rms_norm_eps 1e-6, rope_theta 10000).
+ * max_position_embeddings 4096·32, rms_norm_eps 1e-6, rope_theta 10000, bos 1, eos 2).
  */
 import type * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
@@ -34,8 +34,8 @@ export const MistralConfigSchema = z.looseObject({
   /** absent → 4096 (MistralConfig's default); null → no window */
   sliding_window: posInt.nullable().default(4096),
   tie_word_embeddings: z.boolean().default(false),
-  bos_token_id: tokenId.nullish(),
-  eos_token_id: TokenIdsSchema,
+  bos_token_id: tokenId.nullable().default(1),
+  eos_token_id: TokenIdsSchema.default(2),
   pad_token_id: tokenId.nullish(),
 });
 

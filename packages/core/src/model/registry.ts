@@ -8,6 +8,8 @@ import type * as tf from "@tensorflow/tfjs-core";
 import { ModelLoadError } from "../errors.js";
 import type { ModelConfig } from "./config.js";
 import type { KvCache } from "./kv-cache.js";
+import { gemmaArchitecture } from "./gemma.js";
+import { gemma2Architecture } from "./gemma2.js";
 import { llamaArchitecture } from "./llama.js";
 import { mistralArchitecture } from "./mistral.js";
 import { qwen2Architecture } from "./qwen2.js";
@@ -56,6 +58,8 @@ export const ARCHITECTURES: ReadonlyMap<string, Architecture> = new Map([
   ["llama", llamaArchitecture],
   ["mistral", mistralArchitecture],
   ["qwen2", qwen2Architecture],
+  ["gemma", gemmaArchitecture],
+  ["gemma2", gemma2Architecture],
 ]);
 
 /** The architecture of a model_type, or a ModelLoadError listing the supported ones. */
