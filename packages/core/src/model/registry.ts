@@ -12,6 +12,7 @@ import { gemmaArchitecture } from "./gemma.js";
 import { gemma2Architecture } from "./gemma2.js";
 import { llamaArchitecture } from "./llama.js";
 import { mistralArchitecture } from "./mistral.js";
+import { phi3Architecture } from "./phi3.js";
 import { qwen2Architecture } from "./qwen2.js";
 
 /** Model tensors keyed by their HF safetensors names (`model.layers.0.self_attn.q_proj.weight`). */
@@ -60,6 +61,7 @@ export const ARCHITECTURES: ReadonlyMap<string, Architecture> = new Map([
   ["qwen2", qwen2Architecture],
   ["gemma", gemmaArchitecture],
   ["gemma2", gemma2Architecture],
+  ["phi3", phi3Architecture],
 ]);
 
 /** The architecture of a model_type, or a ModelLoadError listing the supported ones. */
