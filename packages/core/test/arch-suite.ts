@@ -78,7 +78,7 @@ export function archBehaviourSuite(o: ArchSuiteOptions): void {
       expect(tf.memory().numTensors).toBe(n);
     });
 
-    test("left and right padding leave real tokens' logits unchanged", () => {
+    test("left, right and inner padding leave real tokens' logits unchanged", () => {
       const n = tf.memory().numTensors;
       const [a] = logitsOf(model, [A]);
       const [b] = logitsOf(model, [B]);
@@ -88,6 +88,9 @@ export function archBehaviourSuite(o: ArchSuiteOptions): void {
       close((left[1] as number[][]).slice(k), b, b);
       const right = logitsOf(model, [A, [...B, ...new Array<number>(k).fill(PAD)]], [A.map(() => 1), [...B.map(() => 1), ...new Array<number>(k).fill(0)]]);
       close((right[1] as number[][]).slice(0, B.length), b, b);
+      // padding after a shared first token (generate's shared-prefix layout)
+      const mid = logitsOf(model, [A, [B[0] as number, ...new Array<number>(k).fill(PAD), ...B.slice(1)]], [A.map(() => 1), [1, ...new Array<number>(k).fill(0), ...B.slice(1).map(() => 1)]]);
+      close([(mid[1] as number[][])[0], ...(mid[1] as number[][]).slice(k + 1)], b, b);
       expect(tf.memory().numTensors).toBe(n);
     });
 

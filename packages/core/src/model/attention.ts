@@ -149,10 +149,13 @@ export function causalSelfAttention(x: tf.Tensor3D, w: AttentionWeights, dims: A
  * Additive attention bias: 0 where query t may see key s, MASKED elsewhere. Query t sits at
  * absolute index P + t (P = S − T cached tokens): it sees keys s ≤ P + t whose attention-mask
  * entry is 1, so left and right padding both leave real tokens' scores untouched.
- * With a sliding `window` W it also needs s > P + t − W (W keys, itself included), as
- * transformers' `sliding_window_overlay` (4.53+) and the mistral mask of 4.45–4.52 do; the
- * indices are absolute in the padded row, so left padding shifts both sides equally.
- * (transformers ≤ 4.41's `_make_causal_mask` let a query see W + 1 keys.)
+ *
+ * With a sliding `window` W the query also needs the key within W tokens: q − k < W (W keys,
+ * itself included), as transformers' `sliding_window_overlay` (4.53+) and the mistral mask of
+ * 4.45–4.52 have it (≤ 4.41's `_make_causal_mask` let a query see W + 1 keys). Distances are
+ * counted in real tokens (positions from the mask, cumsum − 1) when there is a mask, so a row
+ * padded anywhere (also after a shared prefix) sees exactly the keys it sees alone;
+ * transformers counts padded slots too, which differs only for padding inside the window.
  * @param attentionMask (B, S) 1 = real token, 0 = padding; omitted: every key is real
  * @param window sliding window W in tokens; null/omitted = full causal
  * @returns (B or 1, 1, T, S)
@@ -160,10 +163,11 @@ export function causalSelfAttention(x: tf.Tensor3D, w: AttentionWeights, dims: A
 export function attentionBias(T: number, S: number, attentionMask?: tf.Tensor2D, window?: number | null): tf.Tensor4D {
   return tf.tidy(() => {
     const P = S - T;
+    const windowed = window !== undefined && window !== null;
     const causal = new Float32Array(T * S);
     for (let t = 0; t < T; t++) {
       causal.fill(MASKED, t * S + P + t + 1, (t + 1) * S);
-      if (window !== undefined && window !== null) {
+      if (windowed && !attentionMask) {
         causal.fill(MASKED, t * S, t * S + Math.max(0, Math.min(S, P + t - window + 1)));
       }
     }
@@ -173,7 +177,14 @@ export function attentionBias(T: number, S: number, attentionMask?: tf.Tensor2D,
     }
     const B = attentionMask.shape[0];
     const keyBias = tf.mul(tf.sub(1, tf.cast(attentionMask, "float32")), MASKED); // (B, S)
-    return tf.add(causalT, tf.reshape(keyBias, [B, 1, 1, S]));
+    const bias = tf.add(causalT, tf.reshape(keyBias, [B, 1, 1, S])) as tf.Tensor4D; // (B, 1, T, S)
+    if (!windowed) {
+      return bias;
+    }
+    const pos = tf.cumsum(tf.cast(attentionMask, "int32"), 1); // (B, S) real tokens so far (position + 1)
+    const posQ = tf.slice(pos, [0, P], [B, T]); // (B, T)
+    const dist = tf.sub(tf.reshape(posQ, [B, 1, T, 1]), tf.reshape(pos, [B, 1, 1, S])); // (B, 1, T, S)
+    return tf.add(bias, tf.mul(tf.cast(tf.greaterEqual(dist, window), "float32"), MASKED)) as tf.Tensor4D;
   });
 }
 
