@@ -10,6 +10,7 @@ import type { ModelConfig } from "./config.js";
 import type { KvCache } from "./kv-cache.js";
 import { gemmaArchitecture } from "./gemma.js";
 import { gemma2Architecture } from "./gemma2.js";
+import { gptNeoxArchitecture } from "./gpt-neox.js";
 import { llamaArchitecture } from "./llama.js";
 import { mistralArchitecture } from "./mistral.js";
 import { phi3Architecture } from "./phi3.js";
@@ -59,6 +60,7 @@ export const ARCHITECTURES: ReadonlyMap<string, Architecture> = new Map([
   ["llama", llamaArchitecture],
   ["mistral", mistralArchitecture],
   ["qwen2", qwen2Architecture],
+  ["gpt_neox", gptNeoxArchitecture],
   ["gemma", gemmaArchitecture],
   ["gemma2", gemma2Architecture],
   ["phi3", phi3Architecture],
