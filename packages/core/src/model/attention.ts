@@ -151,8 +151,9 @@ export function causalSelfAttention(x: tf.Tensor3D, w: AttentionWeights, dims: A
  * entry is 1, so left and right padding both leave real tokens' scores untouched.
  *
  * With a sliding `window` W the query also needs the key within W tokens: q − k < W (W keys,
- * itself included), as transformers' `sliding_window_overlay` (4.53+) and the mistral mask of
- * 4.45–4.52 have it (≤ 4.41's `_make_causal_mask` let a query see W + 1 keys). Distances are
+ * itself included), as transformers' `sliding_window_overlay` (4.53+), the mistral mask of
+ * 4.45–4.52 and gemma2's `tril(diagonal=−W)` have it (the `_make_causal_mask` of some 4.3x/4.4x
+ * releases, diagonal P − W − 1, let a query see W + 1 keys). Distances are
  * counted in real tokens (positions from the mask, cumsum − 1) when there is a mask, so a row
  * padded anywhere (also after a shared prefix) sees exactly the keys it sees alone;
  * transformers counts padded slots too, which differs only for padding inside the window.
