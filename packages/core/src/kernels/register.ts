@@ -5,9 +5,16 @@
  * - OmlCrossEntropyGrad and OmlAdamWUpdate on both: train/loss.ts's backward and
  *   train/adamw.ts's update, in place in the wasm heap.
  * - Transpose on cpu (its own allocates per element; linear() and gather's gradient transpose).
+ * - BatchMatMul on wasm: our SIMD GEMM for every case (tfjs-wasm's is scalar unless 2-D
+ *   without transposes). Slice, Concat, GatherV2 and Tile on wasm: loops over heap views
+ *   (tfjs-wasm's make a typed-array view per copied run or index elements one by one).
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ADAMW_UPDATE, adamwUpdateConfig } from "./adamw-update.js";
+import { batchMatMulConfig } from "./batch-matmul.js";
+import { gatherConfig } from "./gather.js";
+import { concatConfig, sliceConfig } from "./slice-concat.js";
+import { tileConfig } from "./tile.js";
 import { CROSS_ENTROPY_GRAD, crossEntropyGradConfig } from "./cross-entropy-grad.js";
 import { softmaxConfig } from "./softmax.js";
 import { transposeConfig } from "./transpose.js";
@@ -41,4 +48,18 @@ export function registerCustomKernels(): void {
     tf.unregisterKernel(tf.Transpose, "cpu");
   }
   tf.registerKernel(transposeConfig("cpu", stockTranspose?.kernelFunc));
+  replaceKernel(tf.BatchMatMul, "wasm", batchMatMulConfig);
+  replaceKernel(tf.Slice, "wasm", sliceConfig);
+  replaceKernel(tf.Concat, "wasm", concatConfig);
+  replaceKernel(tf.GatherV2, "wasm", gatherConfig);
+  replaceKernel(tf.Tile, "wasm", tileConfig);
+}
+
+/** Register `make(stock)` in place of a backend's own kernel (kept for setup and fallback). */
+function replaceKernel(kernelName: string, backendName: string, make: (stock?: tf.KernelConfig) => tf.KernelConfig): void {
+  const stock = tf.getKernel(kernelName, backendName);
+  if (stock) {
+    tf.unregisterKernel(kernelName, backendName);
+  }
+  tf.registerKernel(make(stock));
 }

@@ -1,0 +1,49 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { initBackend } from "../backend.js";
+import { tileValues } from "./tile.js";
+
+/** 0, 1, 2, … (bool: alternating, built directly: wasm's cast to bool keeps the raw values) */
+function input(shape: number[], dtype: tf.DataType): tf.Tensor {
+  const n = shape.reduce((p, d) => p * d, 1);
+  return dtype === "bool" ? tf.tensor(Array.from({ length: n }, (_, i) => i % 2 === 1), shape, "bool") : tf.tensor(Array.from({ length: n }, (_, i) => i), shape, dtype);
+}
+
+describe("Tile", () => {
+  test("tileValues by hand: (2, 2) tiled (2, 3)", () => {
+    const out = new Float32Array(24);
+    tileValues(Float32Array.from([1, 2, 3, 4]), [2, 2], [2, 3], out);
+    expect(Array.from(out)).toEqual([1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4, 1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4]);
+  });
+
+  describe("on wasm, against cpu", () => {
+    const cases: Array<[number[], number[], tf.DataType]> = [
+      [[1, 4, 3, 8], [5, 1, 1, 1], "float32"], // a prefix cache repeated over the batch
+      [[2, 3], [3, 2], "float32"],
+      [[2, 1, 20], [1, 3, 2], "float32"], // long rows
+      [[3], [4], "int32"],
+      [[2, 2], [2, 1], "bool"],
+    ];
+    const expected: unknown[] = [];
+    let before = 0;
+    beforeEach(async () => {
+      if (expected.length === 0) {
+        await initBackend("cpu");
+        for (const [shape, reps, dtype] of cases) {
+          expected.push(tf.tidy(() => tf.tile(input(shape, dtype), reps).arraySync()));
+        }
+      }
+      await initBackend("wasm");
+      before = tf.memory().numTensors;
+    });
+    afterEach(() => {
+      expect(tf.memory().numTensors).toBe(before);
+    });
+    cases.forEach(([shape, reps, dtype], i) => {
+      test(`(${shape.join(", ")}) × (${reps.join(", ")}) ${dtype}`, () => {
+        const got = tf.tidy(() => tf.tile(input(shape, dtype), reps).arraySync());
+        expect(got).toEqual(expected[i]);
+      });
+    });
+  });
+});
