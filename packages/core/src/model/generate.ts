@@ -3,12 +3,20 @@
  * the prefill runs once, then each step feeds one token per row. Position ids come from the
  * attention mask (cumsum − 1), so a padded row computes exactly what it computes alone.
  * Greedy by default; seeded temperature / top-k / top-p sampling with our own PRNG.
+ *
+ * Prefixes shared by many prompts (a check template's text before the key, a chat system
+ * prompt) are computed once each at batch 1 and laid out right-aligned in the cache
+ * (kv-cache.ts); the batched prefill then covers only the rest of each prompt:
+ *   mask row = [0 … 0 | 1 × prefix | 0 … 0 | 1 × rest]   (B, P + L), one more 1 per step
+ * Positions come from the mask as before, so each row still computes what it computes
+ * alone. Checking 1024 fingerprints on stories260K with the "You are a helpful AI
+ * assistant…" template (53 tokens per prompt, 37 of them shared) prefills 16 instead.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { InputError } from "../errors.js";
 import { createRng } from "../util/rng.js";
 import { forward } from "./forward.js";
-import { createKvCache, disposeKvCache } from "./kv-cache.js";
+import { createKvCache, disposeKvCache, mergePrefixCaches, planSharedPrefixes, type KvCache } from "./kv-cache.js";
 import type { Model } from "./load-model.js";
 import { sampleToken, type SamplingOptions } from "./sample.js";
 
@@ -49,6 +57,24 @@ function checkPrompts(model: Model, prompts: number[][], opts: GenerateOptions):
   }
 }
 
+/** The merged (B, nkv, P, hs) cache of the shared prefixes, each computed at batch 1. */
+function prefixCache(model: Model, prefixes: number[][], groupOf: number[]): KvCache {
+  const n = model.config.nLayers;
+  const caches: KvCache[] = [];
+  try {
+    for (const prefix of prefixes) {
+      const cache = createKvCache(n);
+      caches.push(cache);
+      const ids = tf.tensor2d([prefix], [1, prefix.length], "int32");
+      tf.dispose([forward(model, ids, { cache, lastOnly: true }), ids]);
+    }
+  } catch (err) {
+    caches.forEach(disposeKvCache);
+    throw err;
+  }
+  return mergePrefixCaches(caches, groupOf, n);
+}
+
 /**
  * Continue each prompt.
  * @param model a loaded model
@@ -69,13 +95,22 @@ export async function generate(model: Model, prompts: number[][], opts: Generate
   const rng = createRng(opts.seed ?? 0);
   const V = c.vocabSize;
 
-  // left padding: (B, L) ids and mask, the mask grows by one column per step
-  const L = Math.max(...prompts.map((p) => p.length));
-  const mask: number[][] = prompts.map((p) => [...new Array<number>(L - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
-  let input: number[][] = prompts.map((p) => [...new Array<number>(L - p.length).fill(pad), ...p]);
+  // shared prefixes right-aligned in P columns, then each row's rest left-padded to L
+  const plan = B > 1 ? planSharedPrefixes(prompts) : { prefixes: [], groupOf: prompts.map(() => -1) };
+  const prefixLength = plan.groupOf.map((g) => (g < 0 ? 0 : (plan.prefixes[g] as number[]).length));
+  const P = Math.max(...prefixLength);
+  const rest = prompts.map((p, b) => p.slice(prefixLength[b]));
+  const L = Math.max(...rest.map((p) => p.length));
+  const zeros = (n: number): number[] => new Array<number>(n).fill(0);
+  const ones = (n: number): number[] => new Array<number>(n).fill(1);
+  const mask: number[][] = rest.map((p, b) => [...zeros(P - (prefixLength[b] as number)), ...ones(prefixLength[b] as number), ...zeros(L - p.length), ...ones(p.length)]);
+  let input: number[][] = rest.map((p) => [...new Array<number>(L - p.length).fill(pad), ...p]);
   const done = new Array<boolean>(B).fill(false);
-  const cache = createKvCache(c.nLayers);
+  let cache = createKvCache(c.nLayers);
   try {
+    if (plan.prefixes.length > 0) {
+      cache = prefixCache(model, plan.prefixes, plan.groupOf);
+    }
     for (let step = 0; step < opts.maxNewTokens; step++) {
       const ids = tf.tensor2d(input, [B, input[0]?.length ?? 0], "int32");
       const m = tf.tensor2d(mask, [B, mask[0]?.length ?? 0], "int32");

@@ -2,6 +2,11 @@
  * KV cache for incremental decoding: per layer, the keys (RoPE applied) and values of every
  * token seen so far. `forward` with a cache reads it, appends the new tokens and replaces the
  * tensors (disposing the old ones). Pair createKvCache / disposeKvCache.
+ *
+ * Shared prompt prefixes: rows whose prompts start alike (a check template's text, a chat
+ * system prompt) get their prefix computed once at batch 1; mergePrefixCaches lays those
+ * caches out right-aligned in one (B, nkv, P, hs) cache, zero keys/values on the left, which
+ * the caller masks out (mask 0), exactly like left padding.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayerKv } from "./attention.js";
@@ -30,4 +35,89 @@ export function disposeKvCache(cache: KvCache): void {
     }
     cache.layers[i] = undefined;
   }
+}
+
+/** Which rows share which prefix. */
+export interface PrefixPlan {
+  /** the distinct shared prefixes (token ids) */
+  prefixes: number[][];
+  /** per row: index into prefixes, or −1 (no shared prefix) */
+  groupOf: number[];
+}
+
+function commonPrefix(a: number[], b: number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) {
+    i++;
+  }
+  return i;
+}
+
+/**
+ * Group prompts by shared prefixes worth computing once: runs of the lexicographically
+ * sorted prompts that share at least `minShared` tokens, with at least `minRows` rows. A
+ * group's prefix is the rows' common prefix, minus the last token of its shortest prompt
+ * (each row keeps at least one token for the batched prefill).
+ */
+export function planSharedPrefixes(prompts: number[][], minShared = 4, minRows = 4): PrefixPlan {
+  const order = prompts.map((_, i) => i).sort((a, b) => {
+    const pa = prompts[a] as number[];
+    const pb = prompts[b] as number[];
+    const l = commonPrefix(pa, pb);
+    return l < pa.length && l < pb.length ? (pa[l] as number) - (pb[l] as number) : pa.length - pb.length || a - b;
+  });
+  const plan: PrefixPlan = { prefixes: [], groupOf: prompts.map(() => -1) };
+  let start = 0;
+  let shared = Infinity; // common prefix of order[start … i)
+  for (let i = 1; i <= order.length; i++) {
+    const next = i < order.length ? Math.min(shared, commonPrefix(prompts[order[i - 1] as number] as number[], prompts[order[i] as number] as number[])) : -1;
+    if (next >= minShared) {
+      shared = next;
+      continue;
+    }
+    const rows = order.slice(start, i);
+    const length = Math.min(shared, ...rows.map((r) => (prompts[r] as number[]).length - 1));
+    if (rows.length >= minRows && length >= minShared) {
+      const first = prompts[rows[0] as number] as number[];
+      for (const r of rows) {
+        plan.groupOf[r] = plan.prefixes.length;
+      }
+      plan.prefixes.push(first.slice(0, length));
+    }
+    start = i;
+    shared = Infinity;
+  }
+  return plan;
+}
+
+/**
+ * One (B, nkv, P, hs) cache from per-prefix batch-1 caches: row b holds the cache of prefix
+ * groupOf[b] right-aligned (zeros before it; all zeros for −1), P = the longest prefix.
+ * Disposes the per-prefix caches.
+ */
+export function mergePrefixCaches(caches: KvCache[], groupOf: number[], nLayers: number): KvCache {
+  const P = Math.max(0, ...caches.map(kvCacheLength));
+  const out = createKvCache(nLayers);
+  const rows = tf.tensor1d(
+    groupOf.map((g) => (g < 0 ? caches.length : g)),
+    "int32",
+  );
+  for (let i = 0; i < nLayers; i++) {
+    out.layers[i] = tf.tidy(() => {
+      const side = (pick: (l: LayerKv) => tf.Tensor4D): tf.Tensor4D => {
+        const parts = caches.map((c) => {
+          const t = pick(c.layers[i] as LayerKv); // (1, nkv, Pg, hs)
+          return t.shape[2] === P ? t : tf.pad(t, [[0, 0], [0, 0], [P - t.shape[2], 0], [0, 0]]);
+        });
+        const first = pick(caches[0]?.layers[i] as LayerKv);
+        parts.push(tf.zeros([1, first.shape[1], P, first.shape[3]])); // the "no prefix" row
+        return tf.gather(tf.concat(parts, 0), rows) as tf.Tensor4D; // (B, nkv, P, hs)
+      };
+      return { k: side((l) => l.k), v: side((l) => l.v) };
+    });
+  }
+  rows.dispose();
+  caches.forEach(disposeKvCache);
+  return out;
 }
