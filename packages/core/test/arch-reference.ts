@@ -197,10 +197,10 @@ export function referenceLogits(hf: Record<string, unknown>, w: ReadonlyMap<stri
         gate = gu.slice(0, gu.length / 2);
         up = gu.slice(gu.length / 2);
       } else {
-        gate = lin(W(p(l, "mlp.gate_proj.weight")), x);
-        up = lin(W(p(l, "mlp.up_proj.weight")), x);
+        gate = lin(W(p(l, "mlp.gate_proj.weight")), x, bias(p(l, "mlp.gate_proj.bias")));
+        up = lin(W(p(l, "mlp.up_proj.weight")), x, bias(p(l, "mlp.up_proj.bias")));
       }
-      return lin(W(p(l, "mlp.down_proj.weight")), gate.map((g, i) => act(g) * (up[i] as number)));
+      return lin(W(p(l, "mlp.down_proj.weight")), gate.map((g, i) => act(g) * (up[i] as number)), bias(p(l, "mlp.down_proj.bias")));
     };
     xs = xs.map((x, t) => {
       const a = attnOut[t]!;
