@@ -39,7 +39,7 @@ const dir = run("finetune", [
 ]);
 const wall = (performance.now() - t0) / 1000;
 const s = JSON.parse(readFileSync(path.join(dir, "summary.json"), "utf8"));
-console.log("| model | fingerprints | backend | recipe (lr 1e-2, λ 0.75) | epochs | success % | wall s (whole process) | peak RSS MiB |");
+console.log("| model | fingerprints | backend | recipe (lr 1e-2; default λ 0.75) | epochs | success % | wall s (whole process) | peak RSS MiB |");
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
 console.log(`| stories260K | ${n} | ${s.backend} | ${recipe.join(" ")} | ${s.epochs_run} | ${s.success_rate.toFixed(1)} | ${wall.toFixed(1)} | ${(s.peak_rss_bytes / 2 ** 20).toFixed(0)} |`);
 rmSync(tmp, { recursive: true, force: true });
