@@ -123,7 +123,7 @@ describe("loadModel errors", () => {
     await writeFile(path.join(dir, "config.json"), "{ nope");
     await expect(loadModel(dir)).rejects.toThrow(/config\.json: not valid JSON/);
     await writeFile(path.join(dir, "config.json"), JSON.stringify({ model_type: "bert" }));
-    await expect(loadModel(dir)).rejects.toThrow(/model_type "bert", which is not supported \(supported: llama\)/);
+    await expect(loadModel(dir)).rejects.toThrow(/model_type "bert", which is not supported \(supported: llama, mistral, qwen2, gpt_neox, gemma, gemma2, phi3\)/);
   });
 
   test("missing, misshapen and unexpected tensors", async () => {

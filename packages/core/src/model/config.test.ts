@@ -88,7 +88,7 @@ describe("normalizeLlamaConfig", () => {
 
   test("an unknown model_type lists the supported ones", () => {
     const err = loadError(() => parseModelConfig({ model_type: "gpt2" }, "x/config.json"));
-    expect(err.message).toBe('x/config.json has model_type "gpt2", which is not supported (supported: llama)');
+    expect(err.message).toBe('x/config.json has model_type "gpt2", which is not supported (supported: llama, mistral, qwen2, gpt_neox, gemma, gemma2, phi3)');
     expect(err.hint).toMatch(/llama/);
     expect(loadError(() => parseModelConfig({})).message).toMatch(/has no model_type/);
   });
