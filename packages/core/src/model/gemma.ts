@@ -11,12 +11,11 @@
  * Defaults are transformers' GemmaConfig (num_key_value_heads 16, head_dim 256,
  * max_position_embeddings 8192, rms_norm_eps 1e-6, bos 2, eos 1, pad 0, tied).
  */
-import type * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import { configToHfWith, LLAMA_LIKE_HF_FIELDS, parseHfConfig, partialRotaryFactor, resolveHeadLayout, RopeParametersSchema, ropeScalingOf, ropeTheta, type HfField } from "./arch-config.js";
 import { posInt, RopeScalingSchema, toIdList, tokenId, TokenIdsSchema, type ModelConfig } from "./config.js";
-import { isRotaryBuffer, llamaStyleExpectedTensors, llamaStyleForward, type LlamaStyle } from "./llama-style.js";
-import type { Architecture, ArchForwardOptions, WeightLookup } from "./registry.js";
+import { llamaStyleArchitecture, type LlamaStyle } from "./llama-style.js";
+import type { Architecture } from "./registry.js";
 
 /** Gemma: (1 + w) RMSNorm, √C-scaled embeddings, separate projections, two norms per layer. */
 export const GEMMA_STYLE: LlamaStyle = { norm: "gemma", embedScale: true, fused: false, sandwichNorms: false };
@@ -92,11 +91,4 @@ export function gemmaConfigToHf(config: ModelConfig): Record<string, unknown> {
   return configToHfWith(config, { modelType: "gemma", architecture: "GemmaForCausalLM", fields: GEMMA_HF_FIELDS, normalize: normalizeGemmaConfig });
 }
 
-export const gemmaArchitecture: Architecture = {
-  modelType: "gemma",
-  normalizeConfig: normalizeGemmaConfig,
-  configToHf: gemmaConfigToHf,
-  expectedTensors: (c) => llamaStyleExpectedTensors(c, GEMMA_STYLE),
-  isIgnoredTensor: isRotaryBuffer,
-  forward: (c: ModelConfig, weight: WeightLookup, inputIds: tf.Tensor2D, opts: ArchForwardOptions) => llamaStyleForward(c, GEMMA_STYLE, weight, inputIds, opts),
-};
+export const gemmaArchitecture: Architecture = llamaStyleArchitecture("gemma", GEMMA_STYLE, normalizeGemmaConfig, gemmaConfigToHf);

@@ -12,14 +12,13 @@
  * Defaults are transformers' Gemma2Config (head_dim 256, query_pre_attn_scalar 256, window
  * 4096, caps 50 and 30, hidden_activation gelu_pytorch_tanh, bos 2, eos 1, pad 0, tied).
  */
-import type * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import { ModelLoadError } from "../errors.js";
 import { configToHfWith, parseHfConfig, type HfField } from "./arch-config.js";
 import { posInt, type ModelConfig } from "./config.js";
 import { GEMMA_HF_FIELDS, GEMMA_STYLE, gemmaBaseConfig, GemmaBaseFields } from "./gemma.js";
-import { isRotaryBuffer, llamaStyleExpectedTensors, llamaStyleForward, type LlamaStyle } from "./llama-style.js";
-import type { Architecture, ArchForwardOptions, WeightLookup } from "./registry.js";
+import { llamaStyleArchitecture, type LlamaStyle } from "./llama-style.js";
+import type { Architecture } from "./registry.js";
 
 /** Gemma's style with Gemma 2's four norms per layer. */
 export const GEMMA2_STYLE: LlamaStyle = { ...GEMMA_STYLE, sandwichNorms: true };
@@ -64,11 +63,4 @@ export function gemma2ConfigToHf(config: ModelConfig): Record<string, unknown> {
   return configToHfWith(config, { modelType: "gemma2", architecture: "Gemma2ForCausalLM", fields: GEMMA2_HF_FIELDS, normalize: normalizeGemma2Config });
 }
 
-export const gemma2Architecture: Architecture = {
-  modelType: "gemma2",
-  normalizeConfig: normalizeGemma2Config,
-  configToHf: gemma2ConfigToHf,
-  expectedTensors: (c) => llamaStyleExpectedTensors(c, GEMMA2_STYLE),
-  isIgnoredTensor: isRotaryBuffer,
-  forward: (c: ModelConfig, weight: WeightLookup, inputIds: tf.Tensor2D, opts: ArchForwardOptions) => llamaStyleForward(c, GEMMA2_STYLE, weight, inputIds, opts),
-};
+export const gemma2Architecture: Architecture = llamaStyleArchitecture("gemma2", GEMMA2_STYLE, normalizeGemma2Config, gemma2ConfigToHf);

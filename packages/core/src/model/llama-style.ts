@@ -13,7 +13,7 @@ import { decoderForward, softcap } from "./decoder.js";
 import { linear } from "./linear.js";
 import { activation, fusedGatedMlp, gatedMlp, type Projection } from "./mlp.js";
 import { gemmaRmsNorm, rmsNorm } from "./norm.js";
-import type { ArchForwardOptions, ExpectedTensor, WeightLookup } from "./registry.js";
+import type { ArchForwardOptions, Architecture, ExpectedTensor, WeightLookup } from "./registry.js";
 
 /** How an architecture departs from Llama. */
 export interface LlamaStyle {
@@ -178,4 +178,21 @@ export function llamaStyleForward(c: ModelConfig, style: LlamaStyle, weight: Wei
 /** Buffers of old transformers checkpoints that modern transformers ignores. */
 export function isRotaryBuffer(name: string): boolean {
   return /\.rotary_emb\.inv_freq$/.test(name);
+}
+
+/** The Architecture of a llama-style model: its config functions plus the shared block with `style`. */
+export function llamaStyleArchitecture(
+  modelType: string,
+  style: LlamaStyle,
+  normalizeConfig: Architecture["normalizeConfig"],
+  configToHf: Architecture["configToHf"],
+): Architecture {
+  return {
+    modelType,
+    normalizeConfig,
+    configToHf,
+    expectedTensors: (c) => llamaStyleExpectedTensors(c, style),
+    isIgnoredTensor: isRotaryBuffer,
+    forward: (c, weight, inputIds, opts) => llamaStyleForward(c, style, weight, inputIds, opts),
+  };
 }

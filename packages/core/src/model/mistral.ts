@@ -6,13 +6,12 @@
  * Defaults are transformers' MistralConfig (num_key_value_heads 8, sliding_window 4096,
  * max_position_embeddings 4096·32, rms_norm_eps 1e-6, rope_theta 10000, bos 1, eos 2).
  */
-import type * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import { configToHfWith, LLAMA_LIKE_HF_FIELDS, parseHfConfig, partialRotaryFactor, resolveHeadLayout, RopeParametersSchema, ropeScalingOf, ropeTheta } from "./arch-config.js";
 import { posInt, RopeScalingSchema, toIdList, tokenId, TokenIdsSchema, type ModelConfig } from "./config.js";
-import { isRotaryBuffer, llamaStyleExpectedTensors, llamaStyleForward } from "./llama-style.js";
+import { llamaStyleArchitecture } from "./llama-style.js";
 import { LLAMA_STYLE } from "./llama.js";
-import type { Architecture, ArchForwardOptions, WeightLookup } from "./registry.js";
+import type { Architecture } from "./registry.js";
 
 /** HF MistralConfig fields we read. */
 export const MistralConfigSchema = z.looseObject({
@@ -72,11 +71,4 @@ export function mistralConfigToHf(config: ModelConfig): Record<string, unknown> 
   return configToHfWith(config, { modelType: "mistral", architecture: "MistralForCausalLM", fields: LLAMA_LIKE_HF_FIELDS, normalize: normalizeMistralConfig });
 }
 
-export const mistralArchitecture: Architecture = {
-  modelType: "mistral",
-  normalizeConfig: normalizeMistralConfig,
-  configToHf: mistralConfigToHf,
-  expectedTensors: (c) => llamaStyleExpectedTensors(c, LLAMA_STYLE),
-  isIgnoredTensor: isRotaryBuffer,
-  forward: (c: ModelConfig, weight: WeightLookup, inputIds: tf.Tensor2D, opts: ArchForwardOptions) => llamaStyleForward(c, LLAMA_STYLE, weight, inputIds, opts),
-};
+export const mistralArchitecture: Architecture = llamaStyleArchitecture("mistral", LLAMA_STYLE, normalizeMistralConfig, mistralConfigToHf);

@@ -11,12 +11,11 @@
  * Defaults are transformers' Phi3Config (rms_norm_eps 1e-5, max_position_embeddings 4096,
  * bos 1, eos 32000, pad 32000, untied).
  */
-import type * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import { configToHfWith, LLAMA_LIKE_HF_FIELDS, parseHfConfig, partialRotaryFactor, resolveHeadLayout, RopeParametersSchema, ropeScalingOf, ropeTheta, type HfField } from "./arch-config.js";
 import { posInt, RopeScalingSchema, toIdList, tokenId, TokenIdsSchema, type ModelConfig } from "./config.js";
-import { isRotaryBuffer, llamaStyleExpectedTensors, llamaStyleForward, type LlamaStyle } from "./llama-style.js";
-import type { Architecture, ArchForwardOptions, WeightLookup } from "./registry.js";
+import { llamaStyleArchitecture, type LlamaStyle } from "./llama-style.js";
+import type { Architecture } from "./registry.js";
 
 /** Phi-3: Llama's norms and residuals with fused qkv_proj and gate_up_proj. */
 export const PHI3_STYLE: LlamaStyle = { norm: "rms", embedScale: false, fused: true, sandwichNorms: false };
@@ -88,11 +87,4 @@ export function phi3ConfigToHf(config: ModelConfig): Record<string, unknown> {
   return configToHfWith(config, { modelType: "phi3", architecture: "Phi3ForCausalLM", fields: PHI3_HF_FIELDS, normalize: normalizePhi3Config });
 }
 
-export const phi3Architecture: Architecture = {
-  modelType: "phi3",
-  normalizeConfig: normalizePhi3Config,
-  configToHf: phi3ConfigToHf,
-  expectedTensors: (c) => llamaStyleExpectedTensors(c, PHI3_STYLE),
-  isIgnoredTensor: isRotaryBuffer,
-  forward: (c: ModelConfig, weight: WeightLookup, inputIds: tf.Tensor2D, opts: ArchForwardOptions) => llamaStyleForward(c, PHI3_STYLE, weight, inputIds, opts),
-};
+export const phi3Architecture: Architecture = llamaStyleArchitecture("phi3", PHI3_STYLE, normalizePhi3Config, phi3ConfigToHf);

@@ -6,14 +6,13 @@
  * versions applied windows only in their flash-attention path). Defaults are transformers'
  * Qwen2Config (num_key_value_heads 32, max_position_embeddings 32768, rms_norm_eps 1e-6).
  */
-import type * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import { configToHfWith, LLAMA_LIKE_HF_FIELDS, parseHfConfig, partialRotaryFactor, resolveHeadLayout, RopeParametersSchema, ropeScalingOf, ropeTheta } from "./arch-config.js";
 import { ModelLoadError } from "../errors.js";
 import { posInt, RopeScalingSchema, toIdList, tokenId, TokenIdsSchema, type ModelConfig } from "./config.js";
-import { isRotaryBuffer, llamaStyleExpectedTensors, llamaStyleForward } from "./llama-style.js";
+import { llamaStyleArchitecture } from "./llama-style.js";
 import { LLAMA_STYLE } from "./llama.js";
-import type { Architecture, ArchForwardOptions, WeightLookup } from "./registry.js";
+import type { Architecture } from "./registry.js";
 
 /** HF Qwen2Config fields we read. */
 export const Qwen2ConfigSchema = z.looseObject({
@@ -82,11 +81,4 @@ export function qwen2ConfigToHf(config: ModelConfig): Record<string, unknown> {
   return configToHfWith(config, { modelType: "qwen2", architecture: "Qwen2ForCausalLM", fields: LLAMA_LIKE_HF_FIELDS, normalize: normalizeQwen2Config });
 }
 
-export const qwen2Architecture: Architecture = {
-  modelType: "qwen2",
-  normalizeConfig: normalizeQwen2Config,
-  configToHf: qwen2ConfigToHf,
-  expectedTensors: (c) => llamaStyleExpectedTensors(c, LLAMA_STYLE),
-  isIgnoredTensor: isRotaryBuffer,
-  forward: (c: ModelConfig, weight: WeightLookup, inputIds: tf.Tensor2D, opts: ArchForwardOptions) => llamaStyleForward(c, LLAMA_STYLE, weight, inputIds, opts),
-};
+export const qwen2Architecture: Architecture = llamaStyleArchitecture("qwen2", LLAMA_STYLE, normalizeQwen2Config, qwen2ConfigToHf);
