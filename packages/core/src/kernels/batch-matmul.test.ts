@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { initBackend } from "../backend.js";
-import { gemmModuleBytes } from "./simd-gemm.js";
+import { fmaAvailable, gemmModuleBytes } from "./simd-gemm.js";
 import { WebAssemblyApi } from "./wasm-heap.js";
 
 /** Deterministic values in [-1, 1) with a few exact zeros. */
@@ -63,6 +63,9 @@ const cases: Array<[number[], number[], boolean, boolean]> = [
   [[2, 3, 6, 5], [5, 4], false, false], // b broadcast over the batch
   [[6, 5], [2, 3, 5, 4], false, false], // a broadcast
   [[2, 1, 6, 5], [1, 3, 5, 4], false, false], // both broadcast
+  [[130, 520], [520, 20], false, false], // several row and inner blocks (MC = 128, KC = 256)
+  [[520, 130], [20, 520], true, true],
+  [[5, 20], [2061, 20], false, true], // several column blocks (NC = 2048)
 ];
 
 describe("our wasm BatchMatMul", () => {
@@ -75,8 +78,10 @@ describe("our wasm BatchMatMul", () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  test("the generated module is valid WebAssembly", () => {
-    expect(WebAssemblyApi.validate(gemmModuleBytes())).toBe(true);
+  test("the generated modules are valid WebAssembly (plain and, where available, FMA)", () => {
+    const fma = fmaAvailable(); // turns relaxed SIMD on where V8 has it behind a flag
+    expect(WebAssemblyApi.validate(gemmModuleBytes(false))).toBe(true);
+    expect(WebAssemblyApi.validate(gemmModuleBytes(true))).toBe(fma);
   });
 
   for (const [aShape, bShape, ta, tb] of cases) {

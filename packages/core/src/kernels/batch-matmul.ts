@@ -4,13 +4,12 @@
  * tfjs-wasm sends only one case to XNNPACK (no transpose flags, batch 1) and everything
  * else to a scalar triple loop: attention's batched matMuls ran at 0.4–0.8 GFLOP/s and a
  * transposed 2-D one at 2 GFLOP/s, against 10–25 here. Batch dimensions broadcast as in
- * tfjs-core's matMul. A transposed B (and a B whose width is not a multiple of 8) is first
- * packed into a zero-padded (K, ⌈N/8⌉·8) scratch in the heap; A is read in place through
- * strides, transposed or not.
+ * tfjs-core's matMul. B, transposed or not, is packed block by block into 8-wide panels
+ * in a heap scratch; A is read in place through strides, transposed or not.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs-core";
-import { simdGemm } from "./simd-gemm.js";
+import { GEMM_BLOCKS, packPanels, simdGemm } from "./simd-gemm.js";
 import { heapAddress, heapF32, isWasmBackend, type WasmBackendLike } from "./wasm-heap.js";
 
 /** For each output batch index, the batch index of an operand with `dims` (broadcast). */
@@ -34,23 +33,6 @@ function batchIndices(outDims: number[], dims: number[]): Int32Array {
     out[p] = idx;
   }
   return out;
-}
-
-/** Copy B's batch `src` (float index) into the scratch as (K, Np), zero-padded. */
-function packB(heap: Float32Array, src: number, dst: number, K: number, N: number, Np: number, transposed: boolean): void {
-  if (transposed) {
-    // B is (N, K): scratch[k, j] = B[j, k]
-    for (let j = 0; j < N; j++) {
-      const row = src + j * K;
-      for (let k = 0, o = dst + j; k < K; k++, o += Np) {
-        heap[o] = heap[row + k] as number;
-      }
-    }
-  } else {
-    for (let k = 0; k < K; k++) {
-      heap.copyWithin(dst + k * Np, src + k * N, src + k * N + N);
-    }
-  }
 }
 
 /**
@@ -82,30 +64,37 @@ export function wasmBatchMatMul(b: WasmBackendLike, a: TensorInfo, bT: TensorInf
   }
   const aIdx = batchIndices(outDims, aDims);
   const bIdx = batchIndices(outDims, bDims);
-  const bBatches = bDims.reduce((p, d) => p * d, 1);
-  const pack = transposeB || N % 8 !== 0;
-  const Np = pack ? Math.ceil(N / 8) * 8 : N;
-  const scratch = pack ? b.wasm._malloc(bBatches * K * Np * 4) : 0;
+  const { NC, KC, MC } = GEMM_BLOCKS;
+  const scratch = b.wasm._malloc(Math.ceil(Math.min(N, NC) / 8) * 8 * Math.min(K, KC) * 4);
   try {
     const gemm = simdGemm(b.wasm.asm.memory);
+    const heap = heapF32(b); // after the last allocation
     const aAddr = heapAddress(b, a);
-    const bAddr = heapAddress(b, bT);
-    if (pack) {
-      const heap = heapF32(b); // after the last allocation
-      heap.fill(0, scratch >> 2, (scratch >> 2) + bBatches * K * Np);
-      for (let q = 0; q < bBatches; q++) {
-        packB(heap, (bAddr >> 2) + q * K * N, (scratch >> 2) + q * K * Np, K, N, Np, transposeB);
+    const bFloat = heapAddress(b, bT) >> 2;
+    const [rsA, csA] = transposeA ? [4, M * 4] : [K * 4, 4];
+    const [rsB, csB] = transposeB ? [1, K] : [N, 1]; // B(k, j) at k·rsB + j·csB
+    let packed = ""; // which block the scratch holds (a broadcast B is packed once)
+    for (let p = 0; p < batch; p++) {
+      const aBase = aAddr + (aIdx[p] as number) * M * K * 4;
+      const bBase = bFloat + (bIdx[p] as number) * K * N;
+      const cBase = cAddr + p * M * N * 4;
+      for (let jc = 0; jc < N; jc += NC) {
+        const nc = Math.min(NC, N - jc);
+        for (let pc = 0; pc < K; pc += KC) {
+          const kc = Math.min(KC, K - pc);
+          const key = `${bIdx[p] as number}:${jc}:${pc}`;
+          if (key !== packed) {
+            packPanels(heap, bBase, rsB, csB, pc, kc, jc, nc, scratch >> 2);
+            packed = key;
+          }
+          for (let ic = 0; ic < M; ic += MC) {
+            gemm(aBase + ic * rsA + pc * csA, scratch, cBase + (ic * N + jc) * 4, Math.min(MC, M - ic), nc, kc, rsA, csA, N * 4, pc > 0 ? 1 : 0);
+          }
+        }
       }
     }
-    const [rsA, csA] = transposeA ? [4, M * 4] : [K * 4, 4];
-    for (let p = 0; p < batch; p++) {
-      const bBase = pack ? scratch + (bIdx[p] as number) * K * Np * 4 : bAddr + (bIdx[p] as number) * K * N * 4;
-      gemm(aAddr + (aIdx[p] as number) * M * K * 4, bBase, cAddr + p * M * N * 4, M, N, K, rsA, csA, Np * 4);
-    }
   } finally {
-    if (scratch) {
-      b.wasm._free(scratch);
-    }
+    b.wasm._free(scratch);
   }
   return out;
 }

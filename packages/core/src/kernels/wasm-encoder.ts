@@ -56,6 +56,7 @@ export const op = {
   sub: [0x6b],
   mul: [0x6c],
   shl: [0x74],
+  and: [0x71],
   eqz: [0x45],
   eq: [0x46],
   ne: [0x47],
@@ -66,6 +67,8 @@ export const op = {
   fadd: [0x92],
   fsub: [0x93],
   fmul: [0x94],
+  fdiv: [0x95],
+  fsqrt: [0x91],
   /** f32.load at [addr + offset] */
   f32Load: (offset = 0): Code => [0x2a, ...mem(2, offset)],
   /** f32.store value at [addr + offset] */
@@ -79,9 +82,15 @@ export const op = {
   vZero: [...simd(0x0c), ...new Array<number>(16).fill(0)],
   f4Splat: simd(0x13),
   f4Lane: (lane: number): Code => [...simd(0x1f), lane],
+  /** f32x4.replace_lane: (v128, f32) → v128 */
+  f4ReplaceLane: (lane: number): Code => [...simd(0x20), lane],
   f4Add: simd(0xe4),
   f4Sub: simd(0xe5),
   f4Mul: simd(0xe6),
+  f4Div: simd(0xe7),
+  f4Sqrt: simd(0xe3),
+  /** f32x4.relaxed_madd (relaxed SIMD): a·b + c, fused where the hardware has FMA */
+  f4Madd: simd(0x105),
   block: (body: Code): Code => [0x02, 0x40, ...body, 0x0b],
   loop: (body: Code): Code => [0x03, 0x40, ...body, 0x0b],
   if: (then: Code, otherwise?: Code): Code => [0x04, 0x40, ...then, ...(otherwise ? [0x05, ...otherwise] : []), 0x0b],
