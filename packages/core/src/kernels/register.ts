@@ -6,14 +6,17 @@
  *   train/adamw.ts's update, in place in the wasm heap.
  * - Transpose on cpu (its own allocates per element; linear() and gather's gradient transpose).
  * - BatchMatMul on wasm: our SIMD GEMM for every case (tfjs-wasm's is scalar unless 2-D
- *   without transposes). Slice, Concat, GatherV2 and Tile on wasm: loops over heap views
- *   (tfjs-wasm's make a typed-array view per copied run or index elements one by one).
+ *   without transposes). Slice, SplitV, Concat, GatherV2 and Tile on wasm: loops over heap
+ *   views (tfjs-wasm's make a typed-array view per copied run or index elements one by
+ *   one). Identity (and Transpose by an order-keeping permutation) on wasm: share the
+ *   input's memory instead of copying it.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ADAMW_UPDATE, adamwUpdateConfig } from "./adamw-update.js";
 import { batchMatMulConfig } from "./batch-matmul.js";
 import { gatherConfig } from "./gather.js";
-import { concatConfig, sliceConfig } from "./slice-concat.js";
+import { identityConfig, transposeShareConfig } from "./identity.js";
+import { concatConfig, sliceConfig, splitVConfig } from "./slice-concat.js";
 import { tileConfig } from "./tile.js";
 import { CROSS_ENTROPY_GRAD, crossEntropyGradConfig } from "./cross-entropy-grad.js";
 import { softmaxConfig } from "./softmax.js";
@@ -53,6 +56,9 @@ export function registerCustomKernels(): void {
   replaceKernel(tf.Concat, "wasm", concatConfig);
   replaceKernel(tf.GatherV2, "wasm", gatherConfig);
   replaceKernel(tf.Tile, "wasm", tileConfig);
+  replaceKernel(tf.SplitV, "wasm", splitVConfig);
+  replaceKernel(tf.Identity, "wasm", identityConfig);
+  replaceKernel(tf.Transpose, "wasm", transposeShareConfig);
 }
 
 /** Register `make(stock)` in place of a backend's own kernel (kept for setup and fallback). */

@@ -107,6 +107,30 @@ export function sliceConfig(stock?: KernelConfig): KernelConfig {
   return { kernelName: tf.Slice, backendName: "wasm", kernelFunc, setupFunc: stock?.setupFunc };
 }
 
+/** The wasm SplitV kernel (RoPE's gradient splits rotate_half back): slices of sliceValues. */
+export function splitVConfig(stock?: KernelConfig): KernelConfig {
+  const kernelFunc: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    if (!numeric(x.dtype) && stock) {
+      return stock.kernelFunc(args);
+    }
+    const { numOrSizeSplits, axis } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
+    const ax = tf.util.parseAxisParam(axis, x.shape)[0] as number;
+    const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, ax);
+    const b = args.backend as unknown as HeapBackend;
+    const begin = new Array<number>(x.shape.length).fill(0);
+    return sizes.map((n) => {
+      const size = x.shape.slice();
+      size[ax] = n;
+      const out = b.makeOutput(size, x.dtype);
+      sliceValues(b.typedArrayFromHeap(x), x.shape, begin, size, b.typedArrayFromHeap(out));
+      begin[ax] = (begin[ax] as number) + n;
+      return out;
+    });
+  };
+  return { kernelName: tf.SplitV, backendName: "wasm", kernelFunc, setupFunc: stock?.setupFunc };
+}
+
 /** The wasm Concat kernel; `stock` serves strings. */
 export function concatConfig(stock?: KernelConfig): KernelConfig {
   const kernelFunc: KernelFunc = (args) => {
