@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { initBackend } from "../backend.js";
 import { InputError } from "../errors.js";
-import { ADAMW_UPDATE, adamwUpdateConfig } from "../kernels/adamw-update.js";
+import { ADAMW_UPDATE, adamwUpdateConfig, adamwUpdateValues } from "../kernels/adamw-update.js";
 import { AdamW } from "./adamw.js";
 import { maxScaledError } from "./gradient-check.js";
 
@@ -124,19 +124,50 @@ for (const backend of ["cpu", "wasm"] as const) {
       tf.dispose([w1, w2]);
     });
 
+    // cpu's kernel is the float64 JS loop the fallback runs: equal bits; wasm's is float32
+    // SIMD in torch's operation order: within an ulp or two
     test("a backend without the update kernel gets the same result through dataSync", () => {
       const steps: Array<[number[], number]> = [[[0.5, -1, 2], 0.1], [[0.2, 0.3, -4], 0.05]];
       const w1 = variable([1, -1, 0.5]);
       const withKernel = run(new AdamW(), w1, steps);
+      w1.dispose();
       tf.unregisterKernel(ADAMW_UPDATE, backend);
+      const w2 = variable([1, -1, 0.5]);
       try {
-        const w2 = variable([1, -1, 0.5]);
-        expect(run(new AdamW(), w2, steps)).toEqual(withKernel);
-        w2.dispose();
+        const fallback = run(new AdamW(), w2, steps);
+        if (backend === "cpu") {
+          expect(fallback).toEqual(withKernel);
+        } else {
+          expect(maxScaledError(fallback, withKernel)).toBeLessThan(2.5e-7);
+        }
       } finally {
+        w2.dispose();
         tf.registerKernel(adamwUpdateConfig(backend));
       }
-      w1.dispose();
+    });
+
+    test("tensors longer than a vector and a heap chunk: the SIMD loop, its scalar tail and chunking agree with the loop", () => {
+      const n = (1 << 18) + 7; // one full chunk (2¹⁸) plus a tail of 7 (vector part 4, scalar part 3)
+      const w0 = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 0.5);
+      const g = tf.tensor1d(Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.7)));
+      const w = tf.tidy(() => tf.variable(tf.tensor1d(w0), true, `adamw-test-${serial++}`));
+      const opt = new AdamW({ weightDecay: 0.1 });
+      for (let t = 0; t < 3; t++) {
+        tf.tidy(() => opt.step(new Map([["long", w]]), new Map([["long", g]]), 1e-2));
+      }
+      const got = w.dataSync();
+      // the float64 definition (adamw-update.ts's loop) for the same 3 steps
+      const m = new Float32Array(n);
+      const v = new Float32Array(n);
+      const out = Float32Array.from(w0);
+      const gv = g.dataSync();
+      for (let t = 1; t <= 3; t++) {
+        adamwUpdateValues(out.slice(), gv, { m, v, beta1: 0.9, beta2: 0.999, eps: 1e-8, decay: 1 - 1e-2 * 0.1, stepSize: 1e-2 / (1 - 0.9 ** t), bc2Sqrt: Math.sqrt(1 - 0.999 ** t) }, out);
+      }
+      expect(maxScaledError(got, out)).toBeLessThan(1e-6);
+      const state = opt.exportState().get("long");
+      expect(maxScaledError(state?.m ?? [], m)).toBeLessThan(1e-6);
+      tf.dispose([w, g]);
     });
 
     test("mismatches are InputErrors naming the tensor", () => {
