@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     backends: { type: "string", default: "wasm,cpu" },
     "cpu-rounds": { type: "string", default: "1" },
     threads: { type: "string", default: "2,1" },
+    workers: { type: "string", default: "1" },
     profile: { type: "boolean", default: false },
     "no-pytorch": { type: "boolean", default: false },
   },
@@ -89,6 +90,9 @@ const { maskedCrossEntropy } = await dist("train/loss.js");
 const { AdamW } = await dist("train/adamw.js");
 const { trainStep } = await dist("train/train-step.js");
 const { writeSafetensors } = await dist("io/safetensors-write.js");
+const { createDataParallel, disposeDataParallel } = await dist("parallel/data-parallel.js");
+const { splitBatch } = await dist("parallel/gradient-job.js");
+const { globalNorm } = await dist("train/grad-utils.js");
 
 const model20m = await llama20m();
 const tmp = mkdtempSync(path.join(os.tmpdir(), "oml-bench-step-"));
@@ -100,6 +104,10 @@ try {
   const sides = [];
   for (const backend of args.backends.split(",")) {
     sides.push({ label: `ours, tfjs ${backend}`, backend, rounds: backend === "cpu" ? Number(args["cpu-rounds"]) : rounds, ...(await oursSide(backend)) });
+  }
+  const workers = Number(args.workers);
+  if (workers > 0 && args.backends.split(",").includes("wasm")) {
+    sides.push({ label: `ours, tfjs wasm, main thread + ${workers} worker${workers > 1 ? "s" : ""}`, rounds, ...(await dataParallelSide("wasm", workers)) });
   }
   if (!args["no-pytorch"] && ensureTorch()) {
     for (const threads of args.threads.split(",").map(Number)) {
@@ -147,6 +155,48 @@ try {
         await initBackend(backend);
         tf.dispose([...state.params.values(), state.ids]);
         state.optimizer.dispose();
+      },
+    };
+  }
+
+  /** The same step with the batch split over the main thread and worker threads (parallel/data-parallel.ts). */
+  async function dataParallelSide(backend, n) {
+    await initBackend(backend);
+    const params = new Map();
+    for (const [name, t] of model20m.tensors) {
+      params.set(name, tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape), true, `dp/${name}`)));
+    }
+    const model = { config: model20m.config, weights: params, dir: tmp, generationConfig: null };
+    const dp = await createDataParallel({ model, vars: params, workers: n, backend });
+    const optimizer = new AdamW({ weightDecay: WEIGHT_DECAY });
+    const flat = Int32Array.from(model20m.ids.flat());
+    const B = model20m.ids.length;
+    const T = model20m.ids[0].length;
+    const batch = { inputIds: flat, labels: flat, attentionMask: new Int32Array(B * T).fill(1), B, T };
+    const jobs = splitBatch(batch, n + 1);
+    return {
+      async steps(k) {
+        await initBackend(backend);
+        const out = { ms: [], cpuMs: [], loss: [] };
+        for (let i = 0; i < k; i++) {
+          const c0 = process.cpuUsage();
+          const t0 = performance.now();
+          const { loss, grads } = await dp.gradients(jobs);
+          globalNorm(grads);
+          tf.tidy(() => optimizer.step(params, grads, LR));
+          tf.dispose([...grads.values()]);
+          dp.setWeights();
+          const c = process.cpuUsage(c0);
+          out.ms.push(performance.now() - t0);
+          out.cpuMs.push((c.user + c.system) / 1000);
+          out.loss.push(loss);
+        }
+        return out;
+      },
+      async dispose() {
+        await disposeDataParallel(dp);
+        tf.dispose([...params.values()]);
+        optimizer.dispose();
       },
     };
   }

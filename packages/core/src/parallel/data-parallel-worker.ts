@@ -1,0 +1,89 @@
+/**
+ * A data-parallel worker thread (data-parallel.ts starts it): its own tfjs backend and a
+ * replica of the model, built from the shared weights buffer. Messages:
+ *   { cmd: "weights" }              re-read the trainable weights from the shared buffer (no
+ *                                   reply: messages run in order, so the next jobs see them)
+ *   { cmd: "grads", jobs }          gradients of the jobs, summed into this worker's shared
+ *                                   gradient buffer; replies { losses, names }
+ *   { cmd: "close" }                free everything and exit
+ * Errors are replied as { error } (the thread stays usable).
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "../backend.js";
+import type { Model } from "../model/load-model.js";
+import type { WorkerInit, WorkerReply, WorkerRequest } from "./data-parallel.js";
+import { jobGradients } from "./gradient-job.js";
+
+const init = workerData as WorkerInit;
+const port = parentPort;
+if (!port) {
+  throw new Error("data-parallel-worker.js runs as a worker thread");
+}
+
+await initBackend(init.backend);
+const weightsView = new Float32Array(init.weights);
+const gradsView = new Float32Array(init.grads);
+const vars = new Map<string, tf.Variable>();
+const fixed = new Map<string, tf.Tensor>();
+for (const e of init.layout) {
+  const t = tf.tensor(weightsView.subarray(e.offset, e.offset + e.size), e.shape, "float32");
+  if (e.trainable) {
+    vars.set(e.name, tf.variable(t, true, `dp${init.index}/${e.name}`));
+    t.dispose();
+  } else {
+    fixed.set(e.name, t);
+  }
+}
+const model: Model = { config: init.config, weights: new Map<string, tf.Tensor>([...fixed, ...vars]), dir: "", generationConfig: null };
+
+function readWeights(): void {
+  for (const e of init.layout) {
+    const v = vars.get(e.name);
+    if (v) {
+      tf.tidy(() => v.assign(tf.tensor(weightsView.subarray(e.offset, e.offset + e.size), e.shape, "float32")));
+    }
+  }
+}
+
+let weightsError: unknown;
+
+function handle(msg: Extract<WorkerRequest, { cmd: "grads" }>): WorkerReply {
+  if (weightsError !== undefined) {
+    throw weightsError;
+  }
+  const { losses, grads } = jobGradients(model, vars, msg.jobs);
+  const names: string[] = [];
+  for (const e of init.layout) {
+    const g = grads.get(e.name);
+    if (g) {
+      gradsView.set(g.dataSync() as Float32Array, e.offset);
+      names.push(e.name);
+    }
+  }
+  tf.dispose([...grads.values()]);
+  return { losses, names };
+}
+
+port.on("message", (msg: WorkerRequest) => {
+  if (msg.cmd === "close") {
+    tf.dispose([...vars.values(), ...fixed.values()]);
+    port.close();
+    return;
+  }
+  try {
+    if (msg.cmd === "weights") {
+      weightsError = undefined;
+      try {
+        readWeights();
+      } catch (err) {
+        weightsError = err; // reported with the next jobs
+      }
+      return;
+    }
+    port.postMessage(handle(msg));
+  } catch (err) {
+    port.postMessage({ error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  }
+});
+port.postMessage({ ok: true });

@@ -1,0 +1,239 @@
+/**
+ * Data parallelism over worker threads, for machines where tfjs runs one thread (wasm in
+ * Node): the main thread and `workers` worker threads each compute the gradients of a share
+ * of the jobs (gradient-job.ts) on their own backend and model replica; the workers' sums
+ * come back through SharedArrayBuffers and are added to the main thread's, which keeps the
+ * one optimizer. Pair createDataParallel / disposeDataParallel.
+ *
+ *   main thread                        worker k
+ *   gradients(jobs): post its share ─▶ jobGradients(share) → its shared gradient buffer
+ *   jobGradients(own share)            reply { losses }
+ *   + each worker's buffer (tf.add)
+ *   → { loss, grads }   (optimizer step on the main thread's variables)
+ *   setWeights(vars) ─ shared weights buffer ─▶ re-read before the next jobs
+ *
+ * Jobs are dealt to threads by counted tokens, largest first, in a fixed order, and the sums
+ * are added in thread order, so results are deterministic; against one thread they differ
+ * by float32 rounding only (the same per-job gradients summed in another order).
+ * Memory: one replica (weights + activations) per worker, plus 4 bytes per parameter shared
+ * for the weights and 4 per trainable parameter and worker for the gradients.
+ */
+import os from "node:os";
+import { Worker } from "node:worker_threads";
+import * as tf from "@tensorflow/tfjs-core";
+import type { BackendName } from "../backend.js";
+import { InputError, RuntimeFailure } from "../errors.js";
+import type { ModelConfig } from "../model/config.js";
+import type { Model } from "../model/load-model.js";
+import { countedTokens, jobGradients, type GradientJob } from "./gradient-job.js";
+
+/** One tensor's place in the shared buffers (float offsets). */
+export interface LayoutEntry {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+  trainable: boolean;
+}
+
+/** workerData of data-parallel-worker.ts. */
+export interface WorkerInit {
+  index: number;
+  backend: BackendName;
+  config: ModelConfig;
+  layout: LayoutEntry[];
+  weights: SharedArrayBuffer;
+  grads: SharedArrayBuffer;
+}
+
+export type WorkerRequest = { cmd: "weights" } | { cmd: "grads"; jobs: GradientJob[] } | { cmd: "close" };
+export type WorkerReply = { ok: true } | { losses: number[]; names: string[] } | { error: string };
+
+export interface DataParallelOptions {
+  /** the main thread's model: config, and every tensor forward() reads that is not in `vars` */
+  model: Model;
+  /** the trainable variables by HF name (the main thread computes with these) */
+  vars: Map<string, tf.Variable>;
+  /** worker threads besides the main thread (default: available cores − 1, at least 1) */
+  workers?: number;
+  /** the workers' backend (default "wasm") */
+  backend?: "wasm" | "cpu";
+}
+
+export interface DataParallel {
+  /** number of threads computing: the workers and the main thread */
+  readonly threads: number;
+  /**
+   * Loss (Σ of the jobs' losses), each job's loss, and the summed gradients by name, as
+   * tensors on the main thread's backend (the caller disposes them).
+   */
+  gradients(jobs: readonly GradientJob[]): Promise<{ loss: number; losses: number[]; grads: Map<string, tf.Tensor> }>;
+  /** Send the current trainable weights to the workers (after an optimizer step, averaging, a restore). */
+  setWeights(vars?: Map<string, tf.Variable>): void;
+}
+
+interface Thread {
+  worker: Worker;
+  grads: Float32Array;
+  pending?: { resolve: (r: WorkerReply) => void; reject: (e: Error) => void };
+}
+
+function request(t: Thread, msg: WorkerRequest): Promise<WorkerReply> {
+  return new Promise((resolve, reject) => {
+    t.pending = { resolve, reject };
+    t.worker.ref();
+    t.worker.postMessage(msg);
+  }).then((reply) => {
+    const r = reply as WorkerReply;
+    if ("error" in r) {
+      throw new RuntimeFailure(`data-parallel worker failed: ${r.error}`);
+    }
+    return r;
+  });
+}
+
+/** Deal jobs to `n` threads: largest first, each to the least loaded (ties: lowest index). */
+export function assignJobs(jobs: readonly GradientJob[], n: number): number[][] {
+  const load = new Array<number>(n).fill(0);
+  const out: number[][] = Array.from({ length: n }, () => []);
+  const cost = jobs.map((j) => Math.max(countedTokens(j.batch), 1) + j.batch.B * j.batch.T * 1e-3);
+  const order = jobs.map((_, i) => i).sort((a, b) => (cost[b] as number) - (cost[a] as number) || a - b);
+  for (const i of order) {
+    let best = 0;
+    for (let k = 1; k < n; k++) {
+      if ((load[k] as number) < (load[best] as number)) {
+        best = k;
+      }
+    }
+    (out[best] as number[]).push(i);
+    load[best] = (load[best] as number) + (cost[i] as number);
+  }
+  return out.map((ids) => ids.sort((a, b) => a - b));
+}
+
+/** The worker script, from src/ (tests, after a build) and dist/ alike. */
+const WORKER_URL = new URL("../../dist/parallel/data-parallel-worker.js", import.meta.url);
+
+/**
+ * Start the workers, each with a replica of `model` (weights copied through shared memory).
+ */
+export async function createDataParallel(opts: DataParallelOptions): Promise<DataParallel> {
+  const workers = opts.workers ?? Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1);
+  if (!Number.isInteger(workers) || workers < 1) {
+    throw new InputError(`createDataParallel: workers = ${workers} must be a positive integer`);
+  }
+  const { model, vars } = opts;
+  const all = new Map<string, tf.Tensor>(model.weights);
+  for (const [name, v] of vars) {
+    all.set(name, v);
+  }
+  const layout: LayoutEntry[] = [];
+  let total = 0;
+  for (const [name, t] of all) {
+    if (t.dtype !== "float32") {
+      throw new InputError(`createDataParallel: tensor ${name} is ${t.dtype}; only float32 weights are supported`);
+    }
+    layout.push({ name, shape: t.shape, offset: total, size: t.size, trainable: vars.has(name) });
+    total += t.size;
+  }
+  const weights = new SharedArrayBuffer(total * 4);
+  const weightsView = new Float32Array(weights);
+  for (const e of layout) {
+    weightsView.set((all.get(e.name) as tf.Tensor).dataSync() as Float32Array, e.offset);
+  }
+  const threads: Thread[] = [];
+  const closeAll = async (): Promise<void> => {
+    await Promise.all(
+      threads.map(async (t) => {
+        t.worker.postMessage({ cmd: "close" } satisfies WorkerRequest);
+        await t.worker.terminate();
+      }),
+    );
+  };
+  try {
+    await Promise.all(
+      Array.from({ length: workers }, async (_, index) => {
+        const grads = new SharedArrayBuffer(total * 4);
+        const init: WorkerInit = { index, backend: opts.backend ?? "wasm", config: model.config, layout, weights, grads };
+        const worker = new Worker(WORKER_URL, { workerData: init });
+        const t: Thread = { worker, grads: new Float32Array(grads) };
+        threads.push(t);
+        worker.on("message", (r: WorkerReply) => {
+          const p = t.pending;
+          t.pending = undefined;
+          worker.unref();
+          p?.resolve(r);
+        });
+        worker.on("error", (err) => {
+          const p = t.pending;
+          t.pending = undefined;
+          p?.reject(new RuntimeFailure(`data-parallel worker ${index} crashed: ${err.message}`, { cause: err }));
+        });
+        await new Promise<WorkerReply>((resolve, reject) => {
+          t.pending = { resolve, reject };
+        });
+      }),
+    );
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+
+  const dp: DataParallel & { close: () => Promise<void> } = {
+    threads: workers + 1,
+    async gradients(jobs) {
+      const shares = assignJobs(jobs, workers + 1); // share 0: the main thread
+      const replies = threads.map((t, k) => {
+        const share = shares[k + 1] as number[];
+        return share.length > 0 ? request(t, { cmd: "grads", jobs: share.map((i) => jobs[i] as GradientJob) }) : undefined;
+      });
+      // the main thread's share runs while the workers compute theirs
+      const own = jobGradients(model, vars, (shares[0] as number[]).map((i) => jobs[i] as GradientJob));
+      const losses = new Array<number>(jobs.length).fill(0);
+      (shares[0] as number[]).forEach((i, j) => (losses[i] = own.losses[j] as number));
+      const grads = own.grads;
+      try {
+        for (const [k, pending] of replies.entries()) {
+          if (!pending) {
+            continue;
+          }
+          const r = (await pending) as { losses: number[]; names: string[] };
+          (shares[k + 1] as number[]).forEach((i, j) => (losses[i] = r.losses[j] as number));
+          const view = (threads[k] as Thread).grads;
+          for (const name of r.names) {
+            const e = layout.find((x) => x.name === name) as LayoutEntry;
+            const theirs = tf.tensor(view.subarray(e.offset, e.offset + e.size), e.shape, "float32");
+            const prev = grads.get(name);
+            grads.set(name, prev ? tf.add(prev, theirs) : theirs);
+            if (prev) {
+              tf.dispose([prev, theirs]);
+            }
+          }
+        }
+      } catch (err) {
+        tf.dispose([...grads.values()]);
+        await Promise.allSettled(replies);
+        throw err;
+      }
+      return { loss: losses.reduce((a, l) => a + l, 0), losses, grads };
+    },
+    setWeights(v = vars) {
+      for (const e of layout) {
+        const t = v.get(e.name);
+        if (t) {
+          weightsView.set(t.dataSync() as Float32Array, e.offset);
+        }
+      }
+      for (const t of threads) {
+        t.worker.postMessage({ cmd: "weights" } satisfies WorkerRequest);
+      }
+    },
+    close: closeAll,
+  };
+  return dp;
+}
+
+/** Stop the workers. */
+export async function disposeDataParallel(dp: DataParallel): Promise<void> {
+  await (dp as DataParallel & { close: () => Promise<void> }).close();
+}
