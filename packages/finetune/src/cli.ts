@@ -62,6 +62,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--backend <name>", "tfjs backend").choices([...BACKEND_NAMES]).default(d.backend))
     .option("--early-stop-loss <x>", "stop when the training loss falls below this", parseNumber, d.earlyStopLoss)
     .option("--stop-at-success <pct>", "stop when this % of fingerprints answer correctly (greedy)", parseNumber, d.stopAtSuccess)
+    .option("--train-past-success", "keep training after every fingerprint answers, until --early-stop-loss or the last epoch (deeper fingerprints)")
     .option("--resume", "continue an interrupted run from its last epoch checkpoint")
     .option("--force", "redo a run whose result already exists")
     .option("--log-file <file>", "also write JSON log lines to this file")

@@ -63,6 +63,8 @@ export const FinetuneOptionsSchema = z.object({
   earlyStopLoss: num.nonnegative({ error: "expected a number ≥ 0" }).default(0.005),
   /** Stop when the fingerprint success rate (percent, greedy check) reaches this. */
   stopAtSuccess: num.min(0, { error: "expected a percentage in [0, 100]" }).max(100, { error: "expected a percentage in [0, 100]" }).default(100),
+  /** Keep training after every fingerprint answers (until earlyStopLoss or the last epoch): deeper fingerprints. */
+  trainPastSuccess: z.boolean().default(false),
   /** Micro-batches per optimizer step; default: all of them (one step per epoch, as the reference), 1 with `sftData`. */
   gradientAccumulation: positiveInt.optional(),
   /** Default: constant when forgetting strength > 0 (a decaying rate lets averaging undo the fingerprints), else linear. */

@@ -131,6 +131,7 @@ export function runConfig(o: FinetuneOptions, r: ResolvedRun, inputs: RunInputs)
     use_augmentation_prompts: o.useAugmentationPrompts,
     keep_eos_in_response: o.keepEosInResponse,
     stop_at_success: o.stopAtSuccess,
+    train_past_success: o.trainPastSuccess,
     benign_proportion: o.benignProportion,
     kl_regularizer: o.klRegularizer,
     kl_top_k: o.klTopK,

@@ -168,7 +168,7 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
       lambda: run.lambda,
       averagingInterval: o.averagingInterval,
       earlyStopLoss: o.earlyStopLoss,
-      stopAtSuccess: o.stopAtSuccess,
+      stopAtSuccess: o.trainPastSuccess ? Infinity : o.stopAtSuccess,
       seed: o.seed,
       padId,
       benign,

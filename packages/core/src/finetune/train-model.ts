@@ -67,7 +67,7 @@ export interface TrainConfig {
   /** when λ applies: after each epoch (the reference) or after each optimizer step */
   averagingInterval: AveragingInterval;
   earlyStopLoss: number;
-  /** percent */
+  /** percent (Infinity: never stop on success) */
   stopAtSuccess: number;
   seed: number;
   padId: number;

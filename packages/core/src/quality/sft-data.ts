@@ -47,8 +47,8 @@ export async function readSftData(file: string): Promise<SftRecord[]> {
       throw new InputError(`${file}:${i + 1}: not valid JSON`, { code: "INVALID_FILE", hint: HINT });
     }
     // Validate against the kind of record the line looks like, so the message names its field.
-    const isObject = value !== null && typeof value === "object" && !Array.isArray(value);
-    const schema = isObject && "text" in value ? TextRecordSchema : isObject && ("prompt" in value || "response" in value) ? PairRecordSchema : SftRecordSchema;
+    const keys = value !== null && typeof value === "object" && !Array.isArray(value) ? Object.keys(value) : [];
+    const schema = keys.includes("text") ? TextRecordSchema : keys.includes("prompt") || keys.includes("response") ? PairRecordSchema : SftRecordSchema;
     const parsed = schema.safeParse(value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];

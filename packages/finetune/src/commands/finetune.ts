@@ -21,6 +21,7 @@ export async function runFinetuneCommand(flags: FinetuneFlags): Promise<void> {
       useChatTemplate: Boolean(rest.useChatTemplate),
       resume: Boolean(rest.resume),
       force: Boolean(rest.force),
+      trainPastSuccess: Boolean(rest.trainPastSuccess),
     },
     {
       log,
