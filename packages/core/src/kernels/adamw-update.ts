@@ -26,6 +26,8 @@ export interface AdamWUpdateAttrs {
   stepSize: number;
   /** √(1 − β2ᵗ). */
   bc2Sqrt: number;
+  /** Multiplies the gradient first (global-norm clipping, accumulation), as torch's in-place clip does; default 1. */
+  gradScale?: number;
 }
 
 /**
@@ -36,8 +38,9 @@ export interface AdamWUpdateAttrs {
 export function adamwUpdateValues(w: TypedArray, g: TypedArray, a: AdamWUpdateAttrs, out: Float32Array): void {
   const { m, v, beta1, beta2, eps, decay, stepSize } = a;
   const invBc2Sqrt = 1 / a.bc2Sqrt;
+  const gs = a.gradScale ?? 1;
   for (let i = 0; i < out.length; i++) {
-    const gi = g[i] as number;
+    const gi = gs === 1 ? (g[i] as number) : Math.fround((g[i] as number) * gs);
     m[i] = (m[i] as number) + (gi - (m[i] as number)) * (1 - beta1);
     v[i] = (v[i] as number) * beta2 + gi * gi * (1 - beta2);
     out[i] = (w[i] as number) * decay - (stepSize * (m[i] as number)) / (Math.sqrt(v[i] as number) * invBc2Sqrt + eps);

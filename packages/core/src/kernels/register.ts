@@ -2,8 +2,8 @@
  * Kernels of our own, registered on every backend that needs them (idempotent).
  * - UnsortedSegmentSum on wasm (missing) and cpu (too slow at a 32k vocabulary).
  * - Softmax on cpu (its generic broadcasting chain takes seconds at a 32k vocabulary).
- * - OmlCrossEntropyGrad and OmlAdamWUpdate on both: train/loss.ts's backward and
- *   train/adamw.ts's update, in place in the wasm heap.
+ * - OmlCrossEntropyGrad, OmlAdamWUpdate and OmlAverageInto on both: train/loss.ts's
+ *   backward, train/adamw.ts's update and train/averaging.ts's mix, in the wasm heap.
  * - Transpose on cpu (its own allocates per element; linear() and gather's gradient transpose).
  * - BatchMatMul on wasm: our SIMD GEMM for every case (tfjs-wasm's is scalar unless 2-D
  *   without transposes). Slice, SplitV, Concat, GatherV2 and Tile on wasm: loops over heap
@@ -13,6 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ADAMW_UPDATE, adamwUpdateConfig } from "./adamw-update.js";
+import { AVERAGE_INTO, averageIntoConfig } from "./average-into.js";
 import { batchMatMulConfig } from "./batch-matmul.js";
 import { gatherConfig } from "./gather.js";
 import { identityConfig, transposeShareConfig } from "./identity.js";
@@ -40,6 +41,9 @@ export function registerCustomKernels(): void {
     }
     if (!tf.getKernel(ADAMW_UPDATE, backendName)) {
       tf.registerKernel(adamwUpdateConfig(backendName));
+    }
+    if (!tf.getKernel(AVERAGE_INTO, backendName)) {
+      tf.registerKernel(averageIntoConfig(backendName));
     }
   }
   if (tf.getKernel(tf.Softmax, "cpu")) {

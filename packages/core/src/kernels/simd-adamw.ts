@@ -5,8 +5,10 @@
  *   v ← v·β2 + ((1 − β2)·g)·g                    exp_avg_sq.mul_(β2).addcmul_(grad, grad, 1 − β2)
  *   d ← √v / √(1 − β2ᵗ) + eps                    (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
  *   w ← w·(1 − lr·wd) + ((−lr / (1 − β1ᵗ))·m) / d  param.mul_(…); param.addcdiv_(exp_avg, d, −step_size)
- * w and g are read in place in the tfjs heap and the new weights written there; m and v
- * live outside the heap (train/adamw.ts) and pass through a scratch in chunks.
+ * (g first multiplied by `gradScale`, as clip_grad_norm_ multiplies it in place.)
+ * w and g are read in place in the tfjs heap and the new weights written there, over w
+ * itself when only the variable holds it; m and v live outside the heap (train/adamw.ts)
+ * and pass through a scratch in chunks.
  * ~1 ns per parameter against 10–16 for the float64 JS loop (adamw-update.ts), which cpu
  * keeps.
  */
@@ -29,21 +31,23 @@ const EPS = 9;
 const DECAY = 10;
 const NEG_STEP = 11; // −lr / (1 − β1ᵗ)
 const BC2 = 12; // √(1 − β2ᵗ)
+const GS = 13; // gradient scale (clipping, accumulation)
 // locals: i (byte offset), end, then one v128 per constant and two temporaries
-const I = 13;
-const END = 14;
-const VC1 = 15;
-const VB2 = 16;
-const VC2 = 17;
-const VEPS = 18;
-const VDECAY = 19;
-const VSTEP = 20;
-const VBC2 = 21;
-const VG = 22;
-const VM = 23;
+const I = 14;
+const END = 15;
+const VC1 = 16;
+const VB2 = 17;
+const VC2 = 18;
+const VEPS = 19;
+const VDECAY = 20;
+const VSTEP = 21;
+const VBC2 = 22;
+const VG = 23;
+const VM = 24;
+const VGS = 25;
 
-const SG = 24; // f32 temporaries of the scalar tail
-const SM = 25;
+const SG = 26; // f32 temporaries of the scalar tail
+const SM = 27;
 
 const s4 = (i: number): Code => [...op.get(i), ...op.f4Splat];
 const at = (base: number): Code => [...op.get(base), ...op.get(I), ...op.add];
@@ -55,7 +59,7 @@ function update(vector: boolean): Code {
   const k = (v: number, s: number): Code => op.get(vector ? v : s); // a constant
   const [tg, tm] = vector ? [VG, VM] : [SG, SM];
   return [
-    ...at(G), ...load, ...op.set(tg),
+    ...at(G), ...load, ...k(VGS, GS), ...mul, ...op.set(tg), // g·scale (exact when the scale is 1)
     ...at(M), ...load, ...op.set(tm),
     // m ← m + (g − m)·c1
     ...at(M), ...op.get(tm), ...op.get(tg), ...op.get(tm), ...sub, ...k(VC1, C1), ...mul, ...add, ...op.tee(tm), ...store,
@@ -70,16 +74,16 @@ function update(vector: boolean): Code {
   ];
 }
 
-/** adamw(w, g, m, v, out, n, c1, β2, c2, eps, decay, −step, bc2): addresses in bytes. */
+/** adamw(w, g, m, v, out, n, c1, β2, c2, eps, decay, −step, bc2, gradScale): addresses in bytes. */
 export function adamwModuleBytes(): Uint8Array {
   const loop = (end: Code, vector: boolean): Code =>
     op.block(op.loop([...op.get(I), ...end, ...op.geS, ...op.brIf(1), ...update(vector), ...op.get(I), ...op.i32(vector ? 16 : 4), ...op.add, ...op.set(I), ...op.br(0)]));
-  const splats = ([[C1, VC1], [B2, VB2], [C2, VC2], [EPS, VEPS], [DECAY, VDECAY], [NEG_STEP, VSTEP], [BC2, VBC2]] as const).flatMap(([p, l]) => [...s4(p), ...op.set(l)]);
+  const splats = ([[C1, VC1], [B2, VB2], [C2, VC2], [EPS, VEPS], [DECAY, VDECAY], [NEG_STEP, VSTEP], [BC2, VBC2], [GS, VGS]] as const).flatMap(([p, l]) => [...s4(p), ...op.set(l)]);
   return wasmModule([
     {
       name: "adamw",
-      params: [...new Array(6).fill(WasmType.i32), ...new Array(7).fill(WasmType.f32)],
-      locals: [WasmType.i32, WasmType.i32, ...new Array(9).fill(WasmType.v128), WasmType.f32, WasmType.f32],
+      params: [...new Array(6).fill(WasmType.i32), ...new Array(8).fill(WasmType.f32)],
+      locals: [WasmType.i32, WasmType.i32, ...new Array(10).fill(WasmType.v128), WasmType.f32, WasmType.f32],
       body: [
         ...splats,
         ...op.i32(0), ...op.set(I),
@@ -91,7 +95,7 @@ export function adamwModuleBytes(): Uint8Array {
   ]);
 }
 
-type AdamwFn = (w: number, g: number, m: number, v: number, out: number, n: number, c1: number, b2: number, c2: number, eps: number, decay: number, negStep: number, bc2: number) => void;
+type AdamwFn = (w: number, g: number, m: number, v: number, out: number, n: number, c1: number, b2: number, c2: number, eps: number, decay: number, negStep: number, bc2: number, gradScale: number) => void;
 
 let compiled: object | undefined;
 const instances = new WeakMap<WasmMemory, AdamwFn>();
@@ -109,13 +113,29 @@ function simdAdamw(memory: WasmMemory): AdamwFn {
 /** Moments pass through the heap this many floats at a time. */
 const CHUNK = 1 << 18;
 
+/** What the in-place update needs of the wasm backend besides WasmBackendLike. */
+interface RefCounts {
+  refCount(dataId: object): number;
+  incRef(dataId: object): void;
+}
+
 /**
- * New weights (a heap tensor) from w and g (heap tensors) and the moments in `a` (updated
- * in place).
+ * New weights from w and g (heap tensors) and the moments in `a` (updated in place). When
+ * nothing but the variable holds w's memory (reference count 1), the new weights overwrite
+ * it and the result shares it, as assign() then expects: no second copy of the tensor and
+ * no allocation per step. Otherwise (a clone still shares it) they go to a new tensor.
  */
 export function wasmAdamwUpdate(b: WasmBackendLike, w: TensorInfo, g: TensorInfo, a: AdamWUpdateAttrs): TensorInfo {
   const n = a.m.length;
-  const out = b.makeOutput(w.shape, "float32");
+  const rc = b as unknown as RefCounts;
+  const inPlace = typeof rc.refCount === "function" && rc.refCount(w.dataId) === 1;
+  let out: TensorInfo;
+  if (inPlace) {
+    rc.incRef(w.dataId);
+    out = { dataId: w.dataId, shape: w.shape, dtype: "float32" };
+  } else {
+    out = b.makeOutput(w.shape, "float32");
+  }
   const chunk = Math.min(CHUNK, n);
   const scratch = b.wasm._malloc(Math.max(1, 2 * chunk) * 4);
   try {
@@ -128,7 +148,7 @@ export function wasmAdamwUpdate(b: WasmBackendLike, w: TensorInfo, g: TensorInfo
       const len = Math.min(chunk, n - s);
       heap.set(a.m.subarray(s, s + len), mS);
       heap.set(a.v.subarray(s, s + len), vS);
-      fn(wA + 4 * s, gA + 4 * s, scratch, scratch + 4 * chunk, oA + 4 * s, len, 1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.decay, -a.stepSize, a.bc2Sqrt);
+      fn(wA + 4 * s, gA + 4 * s, scratch, scratch + 4 * chunk, oA + 4 * s, len, 1 - a.beta1, a.beta2, 1 - a.beta2, a.eps, a.decay, -a.stepSize, a.bc2Sqrt, a.gradScale ?? 1);
       a.m.set(heap.subarray(mS, mS + len), s);
       a.v.set(heap.subarray(vS, vS + len), s);
     }

@@ -170,6 +170,38 @@ for (const backend of ["cpu", "wasm"] as const) {
       tf.dispose([w, g]);
     });
 
+    test("gradScale equals scaling the gradients first (torch's in-place clip)", () => {
+      const steps: Array<[number[], number]> = [[[0.5, -1, 2], 0.1], [[0.2, 0.3, -4], 0.05]];
+      const a = variable([1, -1, 0.5]);
+      const b = variable([1, -1, 0.5]);
+      const opt = new AdamW();
+      const ref = new AdamW();
+      for (const [g, lr] of steps) {
+        tf.tidy(() => {
+          opt.step(new Map([["w", a]]), new Map([["w", tf.tensor1d(g)]]), lr, { gradScale: 0.3 });
+          ref.step(new Map([["w", b]]), new Map([["w", tf.mul(tf.tensor1d(g), 0.3)]]), lr);
+        });
+      }
+      expect(maxScaledError(a.dataSync(), b.dataSync())).toBeLessThan(2.5e-7);
+      expect(() => opt.step(new Map([["w", a]]), new Map(), 0.1, { gradScale: NaN })).toThrow(InputError);
+      tf.dispose([a, b]);
+    });
+
+    test("a clone of a variable keeps the old weights (no in-place update while memory is shared)", () => {
+      const w = variable([1, -1, 0.5]);
+      const before = tf.clone(w); // shares w's memory on wasm (Identity without a copy)
+      const opt = new AdamW();
+      const g = tf.tensor1d([0.5, -1, 2]);
+      opt.step(new Map([["w", w]]), new Map([["w", g]]), 0.1);
+      expect(Array.from(before.dataSync())).toEqual([1, -1, 0.5]);
+      expect(Array.from(w.dataSync())).not.toEqual([1, -1, 0.5]);
+      const again = Array.from(w.dataSync());
+      before.dispose(); // now only w holds its memory: the next step writes in place
+      opt.step(new Map([["w", w]]), new Map([["w", g]]), 0.1);
+      expect(Array.from(w.dataSync())).not.toEqual(again);
+      tf.dispose([w, g]);
+    });
+
     test("mismatches are InputErrors naming the tensor", () => {
       const w = variable([1, 2]);
       const opt = new AdamW();

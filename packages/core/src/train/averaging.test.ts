@@ -58,6 +58,29 @@ for (const backend of ["cpu", "wasm"] as const) {
       tf.dispose(w);
     });
 
+    test("a clone sharing the weights' memory keeps the old values (the mix is in place only when unshared)", () => {
+      const w = variable([[1, 2], [3, 4]]);
+      const old = tf.clone(w);
+      averageInto(new Map([["w", w]]), new Map([["w", Float32Array.from([5, -2, 3, 0])]]), 0.25);
+      expect(old.arraySync()).toEqual([[1, 2], [3, 4]]);
+      expect(w.arraySync()).toEqual([[2, 1], [3, 3]]);
+      old.dispose();
+      averageInto(new Map([["w", w]]), new Map([["w", Float32Array.from([2, 1, 3, 3])]]), 0.5);
+      expect(w.arraySync()).toEqual([[2, 1], [3, 3]]);
+      w.dispose();
+    });
+
+    test("snapshotWeights into a previous snapshot reuses its arrays", () => {
+      const w = tf.tensor1d([1, 2, 3]);
+      const first = snapshotWeights(new Map([["w", w]]));
+      const arr = first.get("w");
+      const w2 = tf.tensor1d([4, 5, 6]);
+      const second = snapshotWeights(new Map([["w", w2]]), first);
+      expect(second.get("w")).toBe(arr);
+      expect(Array.from(arr ?? [])).toEqual([4, 5, 6]);
+      tf.dispose([w, w2]);
+    });
+
     test("bad λ, missing or mis-sized anchors are InputErrors, and nothing changes", () => {
       const w = variable([[1, 2]]);
       const vars = new Map([["w", w]]);

@@ -9,19 +9,35 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { InputError } from "../errors.js";
+import { AVERAGE_INTO, averageValues, type AverageIntoAttrs } from "../kernels/average-into.js";
+
+/** A view of a float32 tensor's memory where the backend has one (wasm, cpu): no copy. */
+function heapView(t: tf.Tensor): Float32Array | undefined {
+  const b = tf.backend() as unknown as { typedArrayFromHeap?: (t: tf.TensorInfo) => Float32Array };
+  return typeof b.typedArrayFromHeap === "function" ? b.typedArrayFromHeap(t) : undefined;
+}
 
 /**
  * Copy tensors out of the tfjs heap, e.g. the base weights before fine-tuning starts.
  * @param tensors tensors by name (variables or plain tensors); they are not disposed
+ * @param into a previous snapshot to overwrite (arrays of the right size are reused, so a
+ *   best-weights snapshot taken every epoch allocates nothing and leaves no garbage)
  * @returns float32 copies by the same names
  */
-export function snapshotWeights(tensors: Map<string, tf.Tensor>): Map<string, Float32Array> {
+export function snapshotWeights(tensors: Map<string, tf.Tensor>, into?: Map<string, Float32Array>): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const [name, t] of tensors) {
     if (t.dtype !== "float32") {
       throw new InputError(`snapshotWeights: "${name}" is ${t.dtype}, not float32`);
     }
-    out.set(name, Float32Array.from(t.dataSync() as Float32Array));
+    const reuse = into?.get(name);
+    const data = heapView(t) ?? (t.dataSync() as Float32Array);
+    if (reuse && reuse.length === data.length) {
+      reuse.set(data);
+      out.set(name, reuse);
+    } else {
+      out.set(name, Float32Array.from(data));
+    }
   }
   return out;
 }
@@ -52,19 +68,21 @@ export function averageInto(vars: Map<string, tf.Variable>, anchor: Map<string, 
   if (lambda === 0) {
     return;
   }
+  const kernel = tf.getKernel(AVERAGE_INTO, tf.getBackend()) !== undefined;
   for (const [name, v] of vars) {
     const w0 = anchor.get(name) as Float32Array;
-    let mixed: Float32Array;
+    let t: tf.Tensor;
     if (lambda === 1) {
-      mixed = w0.slice(); // a copy: the backend may keep the array it is given
+      t = tf.tensor(w0.slice(), v.shape, "float32"); // a copy: the backend may keep the array it is given
+    } else if (kernel) {
+      // in place in the heap when only the variable holds it (kernels/average-into.ts)
+      const attrs: AverageIntoAttrs = { anchor: w0, lambda };
+      t = tf.engine().runKernel(AVERAGE_INTO, { w: v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
     } else {
-      const w = v.dataSync() as Float32Array;
-      mixed = new Float32Array(w.length);
-      for (let i = 0; i < w.length; i++) {
-        mixed[i] = (1 - lambda) * (w[i] as number) + lambda * (w0[i] as number);
-      }
+      const mixed = new Float32Array(v.size);
+      averageValues(v.dataSync() as Float32Array, w0, lambda, mixed);
+      t = tf.tensor(mixed, v.shape, "float32");
     }
-    const t = tf.tensor(mixed, v.shape, "float32");
     v.assign(t);
     t.dispose();
   }

@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { initBackend } from "../backend.js";
 import { InputError } from "../errors.js";
-import { GradAccumulator, clipByGlobalNorm, globalNorm } from "./grad-utils.js";
+import { GradAccumulator, clipByGlobalNorm, clipCoefficient, globalNorm } from "./grad-utils.js";
 import { maxScaledError } from "./gradient-check.js";
 import { IGNORE_INDEX, maskedCrossEntropy } from "./loss.js";
 
@@ -40,6 +40,27 @@ for (const backend of ["cpu", "wasm"] as const) {
         expect(nan.norm).toBeNaN();
         expect(() => clipByGlobalNorm(grads, 0)).toThrow(InputError);
       });
+    });
+
+    test("clipCoefficient: maxNorm / (norm + 1e-6) above maxNorm, else 1", () => {
+      expect(clipCoefficient(13, 1)).toBeCloseTo(1 / (13 + 1e-6), 12);
+      expect(clipCoefficient(0.5, 1)).toBe(1);
+      expect(clipCoefficient(Number.NaN, 1)).toBe(1);
+      expect(() => clipCoefficient(1, 0)).toThrow(InputError);
+    });
+
+    test("accumulator: stores the first micro-batch as is and hands out the factor", () => {
+      const acc = new GradAccumulator();
+      tf.tidy(() => {
+        acc.add(new Map([["a", tf.tensor1d([2, 4])]]), 0.5);
+        acc.add(new Map([["a", tf.tensor1d([6, 8])]]), 0.25);
+      });
+      const { grads, factor } = acc.scaled;
+      expect(factor).toBe(0.5);
+      expect(grads.get("a")?.arraySync()).toEqual([5, 8]); // 2 + 6·(0.25/0.5), 4 + 8·0.5
+      expect(acc.grads.get("a")?.arraySync()).toEqual([2.5, 4]); // the factor multiplied in
+      expect(acc.scaled.factor).toBe(1);
+      acc.dispose();
     });
 
     test("accumulator: keeps scaled sums across tidy scopes until reset", () => {

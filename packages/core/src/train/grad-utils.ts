@@ -17,6 +17,18 @@ export function globalNorm(grads: Map<string, tf.Tensor>): number {
 }
 
 /**
+ * torch's clip_grad_norm_ coefficient min(1, maxNorm / (norm + 1e-6)); 1 for a non-finite
+ * norm. Pass it to AdamW as `gradScale` to clip without a scaled copy of the gradients.
+ */
+export function clipCoefficient(norm: number, maxNorm: number): number {
+  if (!(maxNorm > 0) || !Number.isFinite(maxNorm)) {
+    throw new InputError(`clipCoefficient: maxNorm = ${maxNorm} must be a finite number > 0`);
+  }
+  const coef = maxNorm / (norm + 1e-6);
+  return !Number.isFinite(norm) || coef >= 1 ? 1 : coef;
+}
+
+/**
  * Scale all gradients by min(1, maxNorm / (norm + 1e-6)), as torch's clip_grad_norm_ does
  * (and TF's clip_by_global_norm). Nothing is disposed: when clipping, the returned map holds
  * new tensors of the current tf.tidy scope, like any op result; otherwise the same tensors.
@@ -46,9 +58,16 @@ export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number)
  * dispose(). Scale each micro-batch so that the sum is the gradient of the full batch:
  * 1/k for k equal micro-batches of a mean loss, or (counted tokens of this micro-batch) /
  * (counted tokens of the batch) to weigh tokens equally, as one big batch would.
+ *
+ * Memory: the sums are kept as `factor · stored`, with the first micro-batch's gradients
+ * stored as they are (a clone shares their memory), so a step with one micro-batch costs no
+ * copy, and later ones add `g · (scale / factor)`. `scaled` hands out the stored sums and
+ * the factor, which AdamW applies as `gradScale` (times a clipping coefficient); `grads`
+ * multiplies the factor in (one copy) for callers that want plain tensors.
  */
 export class GradAccumulator {
   private sums = new Map<string, tf.Tensor>();
+  private factor = 1;
   private added = 0;
 
   /**
@@ -60,6 +79,10 @@ export class GradAccumulator {
     if (!Number.isFinite(scale)) {
       throw new InputError(`GradAccumulator.add: scale = ${scale} must be finite`);
     }
+    if (this.sums.size === 0 && scale !== 0) {
+      this.factor = scale;
+    }
+    const rel = scale / this.factor; // this micro-batch relative to the stored sums
     for (const [name, g] of grads) {
       const prev = this.sums.get(name);
       if (prev && prev.size !== g.size) {
@@ -67,7 +90,7 @@ export class GradAccumulator {
       }
       const next = tf.keep(
         tf.tidy(() => {
-          const scaled = scale === 1 ? tf.clone(g) : tf.mul(g, scale);
+          const scaled = rel === 1 ? tf.clone(g) : tf.mul(g, rel);
           return prev ? tf.add(prev, scaled) : scaled;
         }),
       );
@@ -77,8 +100,27 @@ export class GradAccumulator {
     this.added++;
   }
 
-  /** The sums so far (a new map of tensors the accumulator owns: valid until the next add(), reset() or dispose()). */
+  /**
+   * The sums as `factor · grads`: tensors the accumulator owns (valid until the next add(),
+   * reset() or dispose()) and the factor to multiply them by, e.g. AdamW's gradScale.
+   */
+  get scaled(): { grads: Map<string, tf.Tensor>; factor: number } {
+    return { grads: new Map(this.sums), factor: this.factor };
+  }
+
+  /**
+   * The sums so far as plain tensors (a new map the accumulator owns: valid until the next
+   * add(), reset() or dispose()); a factor ≠ 1 is multiplied in here, once.
+   */
   get grads(): Map<string, tf.Tensor> {
+    if (this.factor !== 1) {
+      for (const [name, t] of this.sums) {
+        const next = tf.keep(tf.mul(t, this.factor));
+        t.dispose();
+        this.sums.set(name, next);
+      }
+      this.factor = 1;
+    }
     return new Map(this.sums);
   }
 
@@ -91,6 +133,7 @@ export class GradAccumulator {
   reset(): void {
     tf.dispose([...this.sums.values()]);
     this.sums = new Map();
+    this.factor = 1;
     this.added = 0;
   }
 
