@@ -73,7 +73,7 @@ export function wasmBatchMatMul(b: WasmBackendLike, a: TensorInfo, bT: TensorInf
     const bFloat = heapAddress(b, bT) >> 2;
     const [rsA, csA] = transposeA ? [4, M * 4] : [K * 4, 4];
     const [rsB, csB] = transposeB ? [1, K] : [N, 1]; // B(k, j) at k·rsB + j·csB
-    let packed = ""; // which block the scratch holds (a broadcast B is packed once)
+    let packed = -1; // which block the scratch holds (a broadcast B is packed once)
     for (let p = 0; p < batch; p++) {
       const aBase = aAddr + (aIdx[p] as number) * M * K * 4;
       const bBase = bFloat + (bIdx[p] as number) * K * N;
@@ -82,7 +82,7 @@ export function wasmBatchMatMul(b: WasmBackendLike, a: TensorInfo, bT: TensorInf
         const nc = Math.min(NC, N - jc);
         for (let pc = 0; pc < K; pc += KC) {
           const kc = Math.min(KC, K - pc);
-          const key = `${bIdx[p] as number}:${jc}:${pc}`;
+          const key = ((bIdx[p] as number) * (Math.ceil(N / NC) + 1) + jc / NC) * (Math.ceil(K / KC) + 1) + pc / KC;
           if (key !== packed) {
             packPanels(heap, bBase, rsB, csB, pc, kc, jc, nc, scratch >> 2);
             packed = key;

@@ -5,6 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, KernelFunc, TensorInfo, TypedArray } from "@tensorflow/tfjs-core";
+import { rawView } from "./slice-concat.js";
 
 interface HeapBackend {
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
@@ -62,7 +63,7 @@ export function gatherConfig(stock?: KernelConfig): KernelConfig {
     }
     const info = tf.backend_util.segment_util.collectGatherOpShapeInfo(x as tf.Tensor, indices as tf.Tensor, parsedAxis, batchDims);
     const out = b.makeOutput(info.outputShape, x.dtype);
-    gatherValues(b.typedArrayFromHeap(x), ids, info, b.typedArrayFromHeap(out));
+    gatherValues(rawView(b, x), ids, info, rawView(b, out));
     return out;
   };
   return { kernelName: tf.GatherV2, backendName: "wasm", kernelFunc, setupFunc: stock?.setupFunc };

@@ -20,6 +20,17 @@ interface HeapBackend {
   typedArrayFromHeap(t: TensorInfo): TypedArray;
 }
 
+/**
+ * The tensor's memory as raw elements: an Int32Array for float32 and int32 alike (a copy of
+ * the bits is a copy of the value), a Uint8Array for bool. One array type for the 4-byte
+ * dtypes keeps the copy loops monomorphic (2–3× faster than Float32Array and Int32Array
+ * calls mixed).
+ */
+export function rawView(b: HeapBackend, t: TensorInfo): Int32Array | Uint8Array {
+  const v = b.typedArrayFromHeap(t);
+  return v instanceof Uint8Array ? v : new Int32Array(v.buffer, v.byteOffset, v.length);
+}
+
 function copyRun(src: TypedArray, s: number, dst: TypedArray, d: number, n: number): void {
   if (n >= LONG_RUN) {
     dst.set(src.subarray(s, s + n), d);
@@ -101,7 +112,7 @@ export function sliceConfig(stock?: KernelConfig): KernelConfig {
     const b = args.backend as unknown as HeapBackend;
     const [begin_, size_] = tf.slice_util.parseSliceParams(x, begin, size) as [number[], number[]];
     const out = b.makeOutput(size_, x.dtype);
-    sliceValues(b.typedArrayFromHeap(x), x.shape, begin_, size_, b.typedArrayFromHeap(out));
+    sliceValues(rawView(b, x), x.shape, begin_, size_, rawView(b, out));
     return out;
   };
   return { kernelName: tf.Slice, backendName: "wasm", kernelFunc, setupFunc: stock?.setupFunc };
@@ -123,7 +134,7 @@ export function splitVConfig(stock?: KernelConfig): KernelConfig {
       const size = x.shape.slice();
       size[ax] = n;
       const out = b.makeOutput(size, x.dtype);
-      sliceValues(b.typedArrayFromHeap(x), x.shape, begin, size, b.typedArrayFromHeap(out));
+      sliceValues(rawView(b, x), x.shape, begin, size, rawView(b, out));
       begin[ax] = (begin[ax] as number) + n;
       return out;
     });
@@ -150,9 +161,9 @@ export function concatConfig(stock?: KernelConfig): KernelConfig {
     const out = b.makeOutput(outShape, first.dtype);
     const nonEmpty = inputs.filter((t) => t.shape.reduce((p, d) => p * d, 1) > 0);
     concatValues(
-      nonEmpty.map((t) => ({ values: b.typedArrayFromHeap(t), shape: t.shape })),
+      nonEmpty.map((t) => ({ values: rawView(b, t), shape: t.shape })),
       axis,
-      b.typedArrayFromHeap(out),
+      rawView(b, out),
     );
     return out;
   };

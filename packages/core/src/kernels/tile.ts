@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, KernelFunc, TensorInfo, TypedArray } from "@tensorflow/tfjs-core";
+import { rawView } from "./slice-concat.js";
 
 interface HeapBackend {
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
@@ -67,7 +68,7 @@ export function tileConfig(stock?: KernelConfig): KernelConfig {
       x.shape.map((d, i) => d * (reps[i] as number)),
       x.dtype,
     );
-    tileValues(b.typedArrayFromHeap(x), x.shape, reps, b.typedArrayFromHeap(out));
+    tileValues(rawView(b, x), x.shape, reps, rawView(b, out));
     return out;
   };
   return { kernelName: tf.Tile, backendName: "wasm", kernelFunc, setupFunc: stock?.setupFunc };
