@@ -68,67 +68,65 @@ const cases: Array<[number[], number[], boolean, boolean]> = [
   [[5, 20], [2061, 20], false, true], // several column blocks (NC = 2048)
 ];
 
-describe("our wasm BatchMatMul", () => {
-  let before = 0;
-  beforeEach(async () => {
-    await initBackend("wasm");
-    before = tf.memory().numTensors;
-  });
-  afterEach(() => {
-    expect(tf.memory().numTensors).toBe(before);
-  });
-
-  test("the generated modules are valid WebAssembly (plain and, where available, FMA)", () => {
-    const fma = fmaAvailable(); // turns relaxed SIMD on where V8 has it behind a flag
-    expect(WebAssemblyApi.validate(gemmModuleBytes(false))).toBe(true);
-    expect(WebAssemblyApi.validate(gemmModuleBytes(true))).toBe(fma);
-  });
-
-  for (const [aShape, bShape, ta, tb] of cases) {
-    test(`(${aShape.join(", ")})${ta ? "ᵀ" : ""} · (${bShape.join(", ")})${tb ? "ᵀ" : ""} equals the float64 definition`, () => {
-      const a = values(aShape.reduce((p, d) => p * d, 1), 1);
-      const b = values(bShape.reduce((p, d) => p * d, 1), 2);
-      const ref = reference(a, aShape, b, bShape, ta, tb);
-      const got = tf.tidy(() => tf.matMul(tf.tensor(a, aShape), tf.tensor(b, bShape), ta, tb));
-      expect(got.shape).toEqual(ref.shape);
-      const data = got.dataSync();
-      got.dispose();
-      const K = (ta ? aShape[aShape.length - 2] : aShape[aShape.length - 1]) as number;
-      ref.out.forEach((v, i) => expect(Math.abs((data[i] as number) - v)).toBeLessThanOrEqual(2e-7 * K + 1e-7));
+for (const backend of ["wasm", "cpu"] as const) {
+  describe(`our BatchMatMul on ${backend}`, () => {
+    let before = 0;
+    beforeEach(async () => {
+      await initBackend(backend);
+      before = tf.memory().numTensors;
     });
-  }
-
-  test("K = 0 gives zeros; empty outputs work", () => {
-    tf.tidy(() => {
-      expect(tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 4])).arraySync()).toEqual(new Array(3).fill([0, 0, 0, 0]));
-      expect(tf.matMul(tf.zeros([0, 5]), tf.ones([5, 4])).shape).toEqual([0, 4]);
+    afterEach(() => {
+      expect(tf.memory().numTensors).toBe(before);
     });
-  });
 
-  test("results do not depend on the row's place in the batch (bit-identical)", () => {
-    tf.tidy(() => {
-      const x = tf.tensor(values(9 * 64, 3), [9, 64]);
-      const w = tf.tensor(values(40 * 64, 4), [40, 64]);
-      const all = tf.matMul(x, w, false, true).arraySync() as number[][];
-      for (const r of [0, 4, 8]) {
-        expect((tf.matMul(tf.slice(x, [r, 0], [1, 64]), w, false, true).arraySync() as number[][])[0]).toEqual(all[r]);
-      }
+    test("the generated modules are valid WebAssembly (plain and, where available, FMA)", () => {
+      const fma = fmaAvailable(); // turns relaxed SIMD on where V8 has it behind a flag
+      expect(WebAssemblyApi.validate(gemmModuleBytes(false))).toBe(true);
+      expect(WebAssemblyApi.validate(gemmModuleBytes(true))).toBe(fma);
     });
-  });
 
-  test("the gradient of a batched matMul (uses every transpose case) matches cpu", async () => {
-    const run = (): number[][] =>
-      tf.tidy(() => {
-        const a = tf.tensor(values(2 * 5 * 6, 5), [2, 5, 6]);
-        const b = tf.tensor(values(2 * 7 * 6, 6), [2, 7, 6]);
-        const r = tf.tensor(values(2 * 5 * 7, 7), [2, 5, 7]);
-        const [da, db] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, y, false, true), r)))([a, b]);
-        return [Array.from((da as tf.Tensor).dataSync()), Array.from((db as tf.Tensor).dataSync())];
+    for (const [aShape, bShape, ta, tb] of cases) {
+      test(`(${aShape.join(", ")})${ta ? "ᵀ" : ""} · (${bShape.join(", ")})${tb ? "ᵀ" : ""} equals the float64 definition`, () => {
+        const a = values(aShape.reduce((p, d) => p * d, 1), 1);
+        const b = values(bShape.reduce((p, d) => p * d, 1), 2);
+        const ref = reference(a, aShape, b, bShape, ta, tb);
+        const got = tf.tidy(() => tf.matMul(tf.tensor(a, aShape), tf.tensor(b, bShape), ta, tb));
+        expect(got.shape).toEqual(ref.shape);
+        const data = got.dataSync();
+        got.dispose();
+        const K = (ta ? aShape[aShape.length - 2] : aShape[aShape.length - 1]) as number;
+        ref.out.forEach((v, i) => expect(Math.abs((data[i] as number) - v)).toBeLessThanOrEqual(2e-7 * K + 1e-7));
       });
-    const wasm = run();
-    await initBackend("cpu");
-    const cpu = run();
-    await initBackend("wasm");
-    wasm.forEach((g, i) => g.forEach((v, j) => expect(v).toBeCloseTo((cpu[i] as number[])[j] as number, 5)));
+    }
+
+    test("K = 0 gives zeros; empty outputs work", () => {
+      tf.tidy(() => {
+        expect(tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 4])).arraySync()).toEqual(new Array(3).fill([0, 0, 0, 0]));
+        expect(tf.matMul(tf.zeros([0, 5]), tf.ones([5, 4])).shape).toEqual([0, 4]);
+      });
+    });
+
+    test("results do not depend on the row's place in the batch (bit-identical)", () => {
+      tf.tidy(() => {
+        const x = tf.tensor(values(9 * 64, 3), [9, 64]);
+        const w = tf.tensor(values(40 * 64, 4), [40, 64]);
+        const all = tf.matMul(x, w, false, true).arraySync() as number[][];
+        for (const r of [0, 4, 8]) {
+          expect((tf.matMul(tf.slice(x, [r, 0], [1, 64]), w, false, true).arraySync() as number[][])[0]).toEqual(all[r]);
+        }
+      });
+    });
+
+    test("the gradient of a batched a · bᵀ (every transpose case) equals the float64 definition", () => {
+      const [A, Bv, R] = [values(2 * 5 * 6, 5), values(2 * 7 * 6, 6), values(2 * 5 * 7, 7)];
+      // L = Σ (a · bᵀ) ∘ r:  dL/da = r · b,  dL/db = rᵀ · a
+      const da = reference(R, [2, 5, 7], Bv, [2, 7, 6], false, false).out;
+      const db = reference(R, [2, 5, 7], A, [2, 5, 6], true, false).out;
+      const grads = tf.tidy(() => tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.matMul(p, q, false, true), tf.tensor(R, [2, 5, 7]))))([tf.tensor(A, [2, 5, 6]), tf.tensor(Bv, [2, 7, 6])]));
+      const [ga, gb] = grads.map((g) => g.dataSync());
+      tf.dispose(grads);
+      da.forEach((v, i) => expect(Math.abs((ga?.[i] as number) - v)).toBeLessThan(1e-6));
+      db.forEach((v, i) => expect(Math.abs((gb?.[i] as number) - v)).toBeLessThan(1e-6));
+    });
   });
-});
+}

@@ -6,11 +6,13 @@
  * transposed 2-D one at 2 GFLOP/s, against 10–25 here. Batch dimensions broadcast as in
  * tfjs-core's matMul. B, transposed or not, is packed block by block into 8-wide panels
  * in a heap scratch; A is read in place through strides, transposed or not.
+ * The cpu backend gets the same GEMM through a private wasm memory (cpuBatchMatMulConfig).
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs-core";
 import { GEMM_BLOCKS, packPanels, simdGemm } from "./simd-gemm.js";
-import { heapAddress, heapF32, isWasmBackend, type WasmBackendLike } from "./wasm-heap.js";
+import { readValues, type DataBackend } from "./backend-data.js";
+import { heapAddress, heapF32, isWasmBackend, WebAssemblyApi, type WasmBackendLike, type WasmMemory } from "./wasm-heap.js";
 
 /** For each output batch index, the batch index of an operand with `dims` (broadcast). */
 function batchIndices(outDims: number[], dims: number[]): Int32Array {
@@ -35,11 +37,18 @@ function batchIndices(outDims: number[], dims: number[]): Int32Array {
   return out;
 }
 
-/**
- * C = op(A) · op(B) over broadcast batch dims, on the wasm heap.
- * @returns a new float32 TensorInfo of shape [...batch, M, N]
- */
-export function wasmBatchMatMul(b: WasmBackendLike, a: TensorInfo, bT: TensorInfo, transposeA: boolean, transposeB: boolean): TensorInfo {
+/** Shapes of one BatchMatMul, from its operands. */
+interface MatMulDims {
+  M: number;
+  N: number;
+  K: number;
+  outDims: number[];
+  batch: number;
+  aIdx: Int32Array;
+  bIdx: Int32Array;
+}
+
+function matMulDims(a: TensorInfo, bT: TensorInfo, transposeA: boolean, transposeB: boolean): MatMulDims {
   const ra = a.shape.length;
   const rb = bT.shape.length;
   const M = (transposeA ? a.shape[ra - 1] : a.shape[ra - 2]) as number;
@@ -52,51 +61,127 @@ export function wasmBatchMatMul(b: WasmBackendLike, a: TensorInfo, bT: TensorInf
   const aDims = a.shape.slice(0, -2);
   const bDims = bT.shape.slice(0, -2);
   const outDims = tf.broadcast_util.assertAndGetBroadcastShape(aDims, bDims);
-  const batch = outDims.reduce((p, d) => p * d, 1);
-  const out = b.makeOutput([...outDims, M, N], "float32");
-  if (batch * M * N === 0) {
-    return out;
-  }
-  const cAddr = heapAddress(b, out);
+  return { M, N, K, outDims, batch: outDims.reduce((p, d) => p * d, 1), aIdx: batchIndices(outDims, aDims), bIdx: batchIndices(outDims, bDims) };
+}
+
+/** Scratch bytes runGemm needs for B's panels. */
+function scratchBytes(d: MatMulDims): number {
+  return Math.ceil(Math.min(d.N, GEMM_BLOCKS.NC) / 8) * 8 * Math.min(d.K, GEMM_BLOCKS.KC) * 4;
+}
+
+/**
+ * The blocked loops over one memory: A, B and C at byte addresses aAddr, bAddr, cAddr (row-
+ * major, batches back to back), the panel scratch at `scratch`; C is overwritten.
+ */
+function runGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims, aAddr: number, bAddr: number, cAddr: number, scratch: number, transposeA: boolean, transposeB: boolean): void {
+  const { M, N, K, batch, aIdx, bIdx } = d;
   if (K === 0) {
-    heapF32(b).fill(0, cAddr >> 2, (cAddr >> 2) + batch * M * N);
-    return out;
+    heap.fill(0, cAddr >> 2, (cAddr >> 2) + batch * M * N);
+    return;
   }
-  const aIdx = batchIndices(outDims, aDims);
-  const bIdx = batchIndices(outDims, bDims);
   const { NC, KC, MC } = GEMM_BLOCKS;
-  const scratch = b.wasm._malloc(Math.ceil(Math.min(N, NC) / 8) * 8 * Math.min(K, KC) * 4);
-  try {
-    const gemm = simdGemm(b.wasm.asm.memory);
-    const heap = heapF32(b); // after the last allocation
-    const aAddr = heapAddress(b, a);
-    const bFloat = heapAddress(b, bT) >> 2;
-    const [rsA, csA] = transposeA ? [4, M * 4] : [K * 4, 4];
-    const [rsB, csB] = transposeB ? [1, K] : [N, 1]; // B(k, j) at k·rsB + j·csB
-    let packed = -1; // which block the scratch holds (a broadcast B is packed once)
-    for (let p = 0; p < batch; p++) {
-      const aBase = aAddr + (aIdx[p] as number) * M * K * 4;
-      const bBase = bFloat + (bIdx[p] as number) * K * N;
-      const cBase = cAddr + p * M * N * 4;
-      for (let jc = 0; jc < N; jc += NC) {
-        const nc = Math.min(NC, N - jc);
-        for (let pc = 0; pc < K; pc += KC) {
-          const kc = Math.min(KC, K - pc);
-          const key = ((bIdx[p] as number) * (Math.ceil(N / NC) + 1) + jc / NC) * (Math.ceil(K / KC) + 1) + pc / KC;
-          if (key !== packed) {
-            packPanels(heap, bBase, rsB, csB, pc, kc, jc, nc, scratch >> 2);
-            packed = key;
-          }
-          for (let ic = 0; ic < M; ic += MC) {
-            gemm(aBase + ic * rsA + pc * csA, scratch, cBase + (ic * N + jc) * 4, Math.min(MC, M - ic), nc, kc, rsA, csA, N * 4, pc > 0 ? 1 : 0);
-          }
+  const gemm = simdGemm(memory);
+  const [rsA, csA] = transposeA ? [4, M * 4] : [K * 4, 4];
+  const [rsB, csB] = transposeB ? [1, K] : [N, 1]; // B(k, j) at k·rsB + j·csB
+  let packed = -1; // which block the scratch holds (a broadcast B is packed once)
+  for (let p = 0; p < batch; p++) {
+    const aBase = aAddr + (aIdx[p] as number) * M * K * 4;
+    const bBase = (bAddr >> 2) + (bIdx[p] as number) * K * N;
+    const cBase = cAddr + p * M * N * 4;
+    for (let jc = 0; jc < N; jc += NC) {
+      const nc = Math.min(NC, N - jc);
+      for (let pc = 0; pc < K; pc += KC) {
+        const kc = Math.min(KC, K - pc);
+        const key = ((bIdx[p] as number) * (Math.ceil(N / NC) + 1) + jc / NC) * (Math.ceil(K / KC) + 1) + pc / KC;
+        if (key !== packed) {
+          packPanels(heap, bBase, rsB, csB, pc, kc, jc, nc, scratch >> 2);
+          packed = key;
+        }
+        for (let ic = 0; ic < M; ic += MC) {
+          gemm(aBase + ic * rsA + pc * csA, scratch, cBase + (ic * N + jc) * 4, Math.min(MC, M - ic), nc, kc, rsA, csA, N * 4, pc > 0 ? 1 : 0);
         }
       }
     }
+  }
+}
+
+/**
+ * C = op(A) · op(B) over broadcast batch dims, on the wasm heap.
+ * @returns a new float32 TensorInfo of shape [...batch, M, N]
+ */
+export function wasmBatchMatMul(b: WasmBackendLike, a: TensorInfo, bT: TensorInfo, transposeA: boolean, transposeB: boolean): TensorInfo {
+  const d = matMulDims(a, bT, transposeA, transposeB);
+  const out = b.makeOutput([...d.outDims, d.M, d.N], "float32");
+  if (d.batch * d.M * d.N === 0) {
+    return out;
+  }
+  const scratch = b.wasm._malloc(scratchBytes(d));
+  try {
+    runGemm(b.wasm.asm.memory, heapF32(b), d, heapAddress(b, a), heapAddress(b, bT), heapAddress(b, out), scratch, transposeA, transposeB);
   } finally {
     b.wasm._free(scratch);
   }
   return out;
+}
+
+/** Operands larger than this together go to the cpu backend's own matMul. */
+const CPU_GEMM_MAX_BYTES = 2 ** 31;
+let cpuMemory: WasmMemory | undefined;
+
+/**
+ * The same GEMM for the cpu backend, whose tensors are JS arrays: A and B are copied into a
+ * private wasm memory (grown as needed, kept for the next call), C computed there and copied
+ * out. The copies cost ~1% of the arithmetic at the 20M model's sizes; the cpu backend's JS
+ * matMul runs at ~0.5 GFLOP/s.
+ * @returns the product's values, or undefined when the operands are too large
+ */
+export function cpuBatchMatMulValues(aValues: Float32Array, a: TensorInfo, bValues: Float32Array, bT: TensorInfo, transposeA: boolean, transposeB: boolean): { values: Float32Array; shape: number[] } | undefined {
+  const d = matMulDims(a, bT, transposeA, transposeB);
+  const shape = [...d.outDims, d.M, d.N];
+  const cSize = d.batch * d.M * d.N;
+  if (cSize === 0) {
+    return { values: new Float32Array(0), shape };
+  }
+  const align = (x: number): number => Math.ceil(x / 64) * 64;
+  const aAddr = 0;
+  const bAddr = align(aValues.length * 4);
+  const cAddr = bAddr + align(bValues.length * 4);
+  const scratch = cAddr + align(cSize * 4);
+  const total = scratch + scratchBytes(d);
+  if (total > CPU_GEMM_MAX_BYTES) {
+    return undefined;
+  }
+  cpuMemory ??= new WebAssemblyApi.Memory({ initial: 1, maximum: 65536 });
+  const have = cpuMemory.buffer.byteLength;
+  if (total > have) {
+    cpuMemory.grow(Math.ceil((total - have) / 65536));
+  }
+  const heap = new Float32Array(cpuMemory.buffer);
+  heap.set(aValues, aAddr >> 2);
+  heap.set(bValues, bAddr >> 2);
+  runGemm(cpuMemory, heap, d, aAddr, bAddr, cAddr, scratch, transposeA, transposeB);
+  return { values: heap.slice(cAddr >> 2, (cAddr >> 2) + cSize), shape };
+}
+
+/** The cpu BatchMatMul kernel: our GEMM through a private wasm memory; `stock` for the rest. */
+export function cpuBatchMatMulConfig(stock?: KernelConfig): KernelConfig {
+  const kernelFunc: KernelFunc = (args) => {
+    const { a, b: bT } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    const backend = args.backend as unknown as DataBackend;
+    const result =
+      a.dtype === "float32" && bT.dtype === "float32" && backend.makeTensorInfo
+        ? cpuBatchMatMulValues(readValues(backend, a) as Float32Array, a, readValues(backend, bT) as Float32Array, bT, transposeA, transposeB)
+        : undefined;
+    if (!result || !backend.makeTensorInfo) {
+      if (!stock) {
+        throw new Error(`BatchMatMul of ${a.dtype} × ${bT.dtype} is not supported`);
+      }
+      return stock.kernelFunc(args);
+    }
+    return backend.makeTensorInfo(result.shape, "float32", result.values);
+  };
+  return { kernelName: tf.BatchMatMul, backendName: "cpu", kernelFunc, setupFunc: stock?.setupFunc };
 }
 
 /** The wasm BatchMatMul kernel; `stock` keeps tfjs's setup and serves non-float32 inputs. */

@@ -1,17 +1,13 @@
 /**
- * GatherV2 on wasm as row copies in the heap. tfjs-wasm's own computes every element's
- * source through strides in C++: the embedding lookup of (256, 53) ids from a (512, 64)
- * table (13568 rows of 64 floats) took ~100 ms; one `set` per row takes ~1 ms.
+ * GatherV2 on wasm and cpu as row copies. tfjs-wasm's own computes every element's source
+ * through strides in C++: the embedding lookup of (256, 53) ids from a (512, 64) table
+ * (13568 rows of 64 floats) took ~100 ms; one `set` per row takes ~1 ms. tfjs-cpu's took
+ * 67 ms for the 20M model's (8, 64) ids.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, KernelFunc, TensorInfo, TypedArray } from "@tensorflow/tfjs-core";
-import { rawView } from "./slice-concat.js";
+import { rawMemory } from "./raw-memory.js";
 
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): TypedArray;
-  readSync(dataId: object): tf.backend_util.BackendValues;
-}
 
 /**
  * out[b, o, i, :] = x[b, o, idx[b, i], :] with x viewed as (batch, outer, dim, slice) and
@@ -39,22 +35,22 @@ export function gatherValues(x: TypedArray, idx: ArrayLike<number>, info: { batc
   }
 }
 
-/** The wasm GatherV2 kernel; `stock` serves strings. */
-export function gatherConfig(stock?: KernelConfig): KernelConfig {
+/** The GatherV2 kernel of `backendName` (wasm or cpu); `stock` serves strings. */
+export function gatherConfig(backendName: string, stock?: KernelConfig): KernelConfig {
   const kernelFunc: KernelFunc = (args) => {
     const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
     const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
-    if (x.dtype !== "float32" && x.dtype !== "int32" && x.dtype !== "bool") {
+    const mem = rawMemory(args.backend);
+    if ((x.dtype !== "float32" && x.dtype !== "int32" && x.dtype !== "bool") || !mem) {
       if (!stock) {
         throw new Error(`GatherV2 of ${x.dtype} is not supported`);
       }
       return stock.kernelFunc(args);
     }
-    const b = args.backend as unknown as HeapBackend;
     const parsedAxis = tf.util.parseAxisParam(axis, x.shape)[0] as number;
     const dim = x.shape[parsedAxis] as number;
-    // a copy: a view of the heap would go stale at makeOutput
-    const ids = Int32Array.from(b.readSync(indices.dataId) as Int32Array);
+    // a copy: a heap view would go stale at the output's allocation
+    const ids = Int32Array.from(mem.input(indices));
     for (let i = 0; i < ids.length; i++) {
       const v = ids[i] as number;
       if (!(v >= 0 && v < dim)) {
@@ -62,9 +58,10 @@ export function gatherConfig(stock?: KernelConfig): KernelConfig {
       }
     }
     const info = tf.backend_util.segment_util.collectGatherOpShapeInfo(x as tf.Tensor, indices as tf.Tensor, parsedAxis, batchDims);
-    const out = b.makeOutput(info.outputShape, x.dtype);
-    gatherValues(rawView(b, x), ids, info, rawView(b, out));
-    return out;
+    const out = mem.output(info.outputShape, x.dtype);
+    const values = out.values;
+    gatherValues(mem.input(x), ids, info, values);
+    return out.info;
   };
-  return { kernelName: tf.GatherV2, backendName: "wasm", kernelFunc, setupFunc: stock?.setupFunc };
+  return { kernelName: tf.GatherV2, backendName, kernelFunc, setupFunc: stock?.setupFunc };
 }

@@ -6,15 +6,16 @@
  *   backward, train/adamw.ts's update and train/averaging.ts's mix, in the wasm heap.
  * - Transpose on cpu (its own allocates per element; linear() and gather's gradient transpose).
  * - BatchMatMul on wasm: our SIMD GEMM for every case (tfjs-wasm's is scalar unless 2-D
- *   without transposes). Slice, SplitV, Concat, GatherV2 and Tile on wasm: loops over heap
- *   views (tfjs-wasm's make a typed-array view per copied run or index elements one by
- *   one). Identity (and Transpose by an order-keeping permutation) on wasm: share the
+ *   without transposes); on cpu the same GEMM through a private wasm memory (its JS matMul
+ *   runs at ~0.5 GFLOP/s). Slice, SplitV, Concat, GatherV2 and Tile on wasm and cpu: loops
+ *   over the tensors' memory (tfjs-wasm's make a typed-array view per copied run or index
+ *   elements one by one; tfjs-cpu's map every element through index arrays). Identity (and Transpose by an order-keeping permutation) on wasm: share the
  *   input's memory instead of copying it.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ADAMW_UPDATE, adamwUpdateConfig } from "./adamw-update.js";
 import { AVERAGE_INTO, averageIntoConfig } from "./average-into.js";
-import { batchMatMulConfig } from "./batch-matmul.js";
+import { batchMatMulConfig, cpuBatchMatMulConfig } from "./batch-matmul.js";
 import { gatherConfig } from "./gather.js";
 import { identityConfig, transposeShareConfig } from "./identity.js";
 import { concatConfig, sliceConfig, splitVConfig } from "./slice-concat.js";
@@ -56,11 +57,14 @@ export function registerCustomKernels(): void {
   }
   tf.registerKernel(transposeConfig("cpu", stockTranspose?.kernelFunc));
   replaceKernel(tf.BatchMatMul, "wasm", batchMatMulConfig);
-  replaceKernel(tf.Slice, "wasm", sliceConfig);
-  replaceKernel(tf.Concat, "wasm", concatConfig);
-  replaceKernel(tf.GatherV2, "wasm", gatherConfig);
-  replaceKernel(tf.Tile, "wasm", tileConfig);
-  replaceKernel(tf.SplitV, "wasm", splitVConfig);
+  replaceKernel(tf.BatchMatMul, "cpu", cpuBatchMatMulConfig);
+  for (const backendName of ["wasm", "cpu"]) {
+    replaceKernel(tf.Slice, backendName, (stock) => sliceConfig(backendName, stock));
+    replaceKernel(tf.SplitV, backendName, (stock) => splitVConfig(backendName, stock));
+    replaceKernel(tf.Concat, backendName, (stock) => concatConfig(backendName, stock));
+    replaceKernel(tf.GatherV2, backendName, (stock) => gatherConfig(backendName, stock));
+    replaceKernel(tf.Tile, backendName, (stock) => tileConfig(backendName, stock));
+  }
   replaceKernel(tf.Identity, "wasm", identityConfig);
   replaceKernel(tf.Transpose, "wasm", transposeShareConfig);
 }

@@ -1,35 +1,21 @@
 /**
- * Slice and Concat on wasm, as plain loops over heap views.
+ * Slice, SplitV and Concat on wasm and cpu, as plain loops over the tensors' memory
+ * (raw-memory.ts).
  *
  * tfjs-wasm's own copy one run of the innermost dimension at a time through
  * `subarray` + `set`, i.e. a typed-array view per run. RoPE's rotate_half slices and
  * re-concatenates head halves of 4 floats (stories260K, hs = 8): ~10⁵ runs per call, so a
  * (256, 8, 53, 8) slice took 14 ms and the concat 31 ms; a loop over the elements takes
- * well under 1 ms. Long runs still go through `set` (memmove). Trailing whole dimensions
- * merge into the run, and a contiguous slice is one copy.
+ * well under 1 ms. tfjs-cpu's slice maps every element through index arrays: the 20M
+ * model's forward spent 1.1 s of 2.8 in RoPE's slices. Long runs still go through `set`
+ * (memmove). Trailing whole dimensions merge into the run; a contiguous slice is one copy.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, KernelFunc, TensorInfo, TypedArray } from "@tensorflow/tfjs-core";
+import { rawMemory } from "./raw-memory.js";
 
 /** Runs at least this long are copied with TypedArray.set. */
 const LONG_RUN = 64;
-
-/** What both kernels use of the wasm backend. */
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): TypedArray;
-}
-
-/**
- * The tensor's memory as raw elements: an Int32Array for float32 and int32 alike (a copy of
- * the bits is a copy of the value), a Uint8Array for bool. One array type for the 4-byte
- * dtypes keeps the copy loops monomorphic (2–3× faster than Float32Array and Int32Array
- * calls mixed).
- */
-export function rawView(b: HeapBackend, t: TensorInfo): Int32Array | Uint8Array {
-  const v = b.typedArrayFromHeap(t);
-  return v instanceof Uint8Array ? v : new Int32Array(v.buffer, v.byteOffset, v.length);
-}
 
 function copyRun(src: TypedArray, s: number, dst: TypedArray, d: number, n: number): void {
   if (n >= LONG_RUN) {
@@ -101,53 +87,60 @@ export function concatValues(inputs: { values: TypedArray; shape: number[] }[], 
 
 const numeric = (dtype: string): boolean => dtype === "float32" || dtype === "int32" || dtype === "bool";
 
-/** The wasm Slice kernel; `stock` serves strings. */
-export function sliceConfig(stock?: KernelConfig): KernelConfig {
+/** The Slice kernel of `backendName` (wasm or cpu); `stock` serves strings. */
+export function sliceConfig(backendName: string, stock?: KernelConfig): KernelConfig {
   const kernelFunc: KernelFunc = (args) => {
     const { x } = args.inputs as { x: TensorInfo };
     const { begin, size } = args.attrs as unknown as { begin: number | number[]; size?: number | number[] };
-    if (!numeric(x.dtype) && stock) {
+    const mem = rawMemory(args.backend);
+    if ((!numeric(x.dtype) || !mem) && stock) {
       return stock.kernelFunc(args);
     }
-    const b = args.backend as unknown as HeapBackend;
+    if (!mem) {
+      throw new Error(`Slice on ${backendName}: no raw memory access`);
+    }
     const [begin_, size_] = tf.slice_util.parseSliceParams(x, begin, size) as [number[], number[]];
-    const out = b.makeOutput(size_, x.dtype);
-    sliceValues(rawView(b, x), x.shape, begin_, size_, rawView(b, out));
-    return out;
+    const out = mem.output(size_, x.dtype);
+    sliceValues(mem.input(x), x.shape, begin_, size_, out.values);
+    return out.info;
   };
-  return { kernelName: tf.Slice, backendName: "wasm", kernelFunc, setupFunc: stock?.setupFunc };
+  return { kernelName: tf.Slice, backendName, kernelFunc, setupFunc: stock?.setupFunc };
 }
 
-/** The wasm SplitV kernel (RoPE's gradient splits rotate_half back): slices of sliceValues. */
-export function splitVConfig(stock?: KernelConfig): KernelConfig {
+/** The SplitV kernel (RoPE's gradient splits rotate_half back): slices of sliceValues. */
+export function splitVConfig(backendName: string, stock?: KernelConfig): KernelConfig {
   const kernelFunc: KernelFunc = (args) => {
     const { x } = args.inputs as { x: TensorInfo };
-    if (!numeric(x.dtype) && stock) {
+    const mem = rawMemory(args.backend);
+    if ((!numeric(x.dtype) || !mem) && stock) {
       return stock.kernelFunc(args);
+    }
+    if (!mem) {
+      throw new Error(`SplitV on ${backendName}: no raw memory access`);
     }
     const { numOrSizeSplits, axis } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
     const ax = tf.util.parseAxisParam(axis, x.shape)[0] as number;
     const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, ax);
-    const b = args.backend as unknown as HeapBackend;
     const begin = new Array<number>(x.shape.length).fill(0);
     return sizes.map((n) => {
       const size = x.shape.slice();
       size[ax] = n;
-      const out = b.makeOutput(size, x.dtype);
-      sliceValues(rawView(b, x), x.shape, begin, size, rawView(b, out));
+      const out = mem.output(size, x.dtype);
+      sliceValues(mem.input(x), x.shape, begin, size, out.values);
       begin[ax] = (begin[ax] as number) + n;
-      return out;
+      return out.info;
     });
   };
-  return { kernelName: tf.SplitV, backendName: "wasm", kernelFunc, setupFunc: stock?.setupFunc };
+  return { kernelName: tf.SplitV, backendName, kernelFunc, setupFunc: stock?.setupFunc };
 }
 
-/** The wasm Concat kernel; `stock` serves strings. */
-export function concatConfig(stock?: KernelConfig): KernelConfig {
+/** The Concat kernel of `backendName` (wasm or cpu); `stock` serves strings. */
+export function concatConfig(backendName: string, stock?: KernelConfig): KernelConfig {
   const kernelFunc: KernelFunc = (args) => {
     const inputs = args.inputs as unknown as TensorInfo[];
     const first = inputs[0];
-    if (!first || (!numeric(first.dtype) && stock)) {
+    const mem = rawMemory(args.backend);
+    if (!first || !mem || (!numeric(first.dtype) && stock)) {
       if (!stock) {
         throw new Error("Concat needs at least one input");
       }
@@ -157,15 +150,15 @@ export function concatConfig(stock?: KernelConfig): KernelConfig {
     const shapes = inputs.map((t) => t.shape);
     tf.backend_util.assertParamsConsistent(shapes, axis);
     const outShape = tf.backend_util.computeOutShape(shapes, axis);
-    const b = args.backend as unknown as HeapBackend;
-    const out = b.makeOutput(outShape, first.dtype);
+    const out = mem.output(outShape, first.dtype);
     const nonEmpty = inputs.filter((t) => t.shape.reduce((p, d) => p * d, 1) > 0);
+    const values = out.values;
     concatValues(
-      nonEmpty.map((t) => ({ values: rawView(b, t), shape: t.shape })),
+      nonEmpty.map((t) => ({ values: mem.input(t), shape: t.shape })),
       axis,
-      rawView(b, out),
+      values,
     );
-    return out;
+    return out.info;
   };
-  return { kernelName: tf.Concat, backendName: "wasm", kernelFunc, setupFunc: stock?.setupFunc };
+  return { kernelName: tf.Concat, backendName, kernelFunc, setupFunc: stock?.setupFunc };
 }

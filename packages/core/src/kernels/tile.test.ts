@@ -16,34 +16,37 @@ describe("Tile", () => {
     expect(Array.from(out)).toEqual([1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4, 1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4]);
   });
 
-  describe("on wasm, against cpu", () => {
-    const cases: Array<[number[], number[], tf.DataType]> = [
-      [[1, 4, 3, 8], [5, 1, 1, 1], "float32"], // a prefix cache repeated over the batch
-      [[2, 3], [3, 2], "float32"],
-      [[2, 1, 20], [1, 3, 2], "float32"], // long rows
-      [[3], [4], "int32"],
-      [[2, 2], [2, 1], "bool"],
-    ];
-    const expected: unknown[] = [];
-    let before = 0;
-    beforeEach(async () => {
-      if (expected.length === 0) {
-        await initBackend("cpu");
-        for (const [shape, reps, dtype] of cases) {
-          expected.push(tf.tidy(() => tf.tile(input(shape, dtype), reps).arraySync()));
-        }
-      }
-      await initBackend("wasm");
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
-    cases.forEach(([shape, reps, dtype], i) => {
-      test(`(${shape.join(", ")}) × (${reps.join(", ")}) ${dtype}`, () => {
-        const got = tf.tidy(() => tf.tile(input(shape, dtype), reps).arraySync());
-        expect(got).toEqual(expected[i]);
+  type Nested = number | boolean | Nested[];
+  /** The definition on nested arrays: every dim repeated reps[d] times, outermost first. */
+  const tileNested = (x: Nested, reps: number[], d = 0): Nested => {
+    const rows = d + 1 < reps.length ? (x as Nested[]).map((r) => tileNested(r, reps, d + 1)) : (x as Nested[]);
+    return Array.from({ length: reps[d] as number }, () => rows).flat(1);
+  };
+  const cases: Array<[number[], number[], tf.DataType]> = [
+    [[1, 4, 3, 8], [5, 1, 1, 1], "float32"], // a prefix cache repeated over the batch
+    [[2, 3], [3, 2], "float32"],
+    [[2, 1, 20], [1, 3, 2], "float32"], // long rows
+    [[3], [4], "int32"],
+    [[2, 2], [2, 1], "bool"],
+  ];
+  for (const backend of ["wasm", "cpu"] as const) {
+    describe(`on ${backend}, against the definition`, () => {
+      let before = 0;
+      beforeEach(async () => {
+        await initBackend(backend);
+        before = tf.memory().numTensors;
       });
+      afterEach(() => {
+        expect(tf.memory().numTensors).toBe(before);
+      });
+      for (const [shape, reps, dtype] of cases) {
+        test(`(${shape.join(", ")}) × (${reps.join(", ")}) ${dtype}`, () => {
+          tf.tidy(() => {
+            const x = input(shape, dtype);
+            expect(tf.tile(x, reps).arraySync()).toEqual(tileNested(x.arraySync() as Nested, reps));
+          });
+        });
+      }
     });
-  });
+  }
 });

@@ -1,17 +1,13 @@
 /**
- * Tile on wasm as row copies in the heap. tfjs-wasm's own maps every output element back
+ * Tile on wasm and cpu as row copies. tfjs-wasm's own maps every output element back
  * to its source in C++: repeating a (1, 4, 37, 8) prompt-prefix cache 256 times (300k
  * floats) took ~10 ms per tensor, i.e. 0.6 s for checking 1024 fingerprints; one copy per
  * output row takes well under 1 ms.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, KernelFunc, TensorInfo, TypedArray } from "@tensorflow/tfjs-core";
-import { rawView } from "./slice-concat.js";
+import { rawMemory } from "./raw-memory.js";
 
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): TypedArray;
-}
 
 /** out = x repeated reps[d] times along each dim d (row-major). */
 export function tileValues(x: TypedArray, shape: number[], reps: number[], out: TypedArray): void {
@@ -52,24 +48,25 @@ export function tileValues(x: TypedArray, shape: number[], reps: number[], out: 
   }
 }
 
-/** The wasm Tile kernel; `stock` serves strings. */
-export function tileConfig(stock?: KernelConfig): KernelConfig {
+/** The Tile kernel of `backendName` (wasm or cpu); `stock` serves strings. */
+export function tileConfig(backendName: string, stock?: KernelConfig): KernelConfig {
   const kernelFunc: KernelFunc = (args) => {
     const { x } = args.inputs as { x: TensorInfo };
     const { reps } = args.attrs as unknown as { reps: number[] };
-    if (x.dtype !== "float32" && x.dtype !== "int32" && x.dtype !== "bool") {
+    const mem = rawMemory(args.backend);
+    if ((x.dtype !== "float32" && x.dtype !== "int32" && x.dtype !== "bool") || !mem) {
       if (!stock) {
         throw new Error(`Tile of ${x.dtype} is not supported`);
       }
       return stock.kernelFunc(args);
     }
-    const b = args.backend as unknown as HeapBackend;
-    const out = b.makeOutput(
+    const out = mem.output(
       x.shape.map((d, i) => d * (reps[i] as number)),
       x.dtype,
     );
-    tileValues(rawView(b, x), x.shape, reps, rawView(b, out));
-    return out;
+    const values = out.values;
+    tileValues(mem.input(x), x.shape, reps, values);
+    return out.info;
   };
-  return { kernelName: tf.Tile, backendName: "wasm", kernelFunc, setupFunc: stock?.setupFunc };
+  return { kernelName: tf.Tile, backendName, kernelFunc, setupFunc: stock?.setupFunc };
 }
