@@ -37,11 +37,30 @@ for (const e of init.layout) {
 }
 const model: Model = { config: init.config, weights: new Map<string, tf.Tensor>([...fixed, ...vars]), dir: "", generationConfig: null };
 
+/** The worker's own memory of a tensor, when it can be written in place (only `t` holds it). */
+function ownMemory(t: tf.Tensor): Float32Array | undefined {
+  const b = tf.backend() as unknown as { typedArrayFromHeap?: (t: tf.TensorInfo) => Float32Array; refCount?: (id: object) => number; readSync?: (id: object) => unknown };
+  if (typeof b.refCount !== "function" || b.refCount(t.dataId) !== 1) {
+    return undefined;
+  }
+  if (typeof b.typedArrayFromHeap === "function") {
+    return b.typedArrayFromHeap(t); // wasm: a view of the heap
+  }
+  return undefined;
+}
+
 function readWeights(): void {
   for (const e of init.layout) {
     const v = vars.get(e.name);
-    if (v) {
-      tf.tidy(() => v.assign(tf.tensor(weightsView.subarray(e.offset, e.offset + e.size), e.shape, "float32")));
+    if (!v) {
+      continue;
+    }
+    const mem = ownMemory(v);
+    const src = weightsView.subarray(e.offset, e.offset + e.size);
+    if (mem) {
+      mem.set(src); // in place: what assign() would do, without a new tensor
+    } else {
+      tf.tidy(() => v.assign(tf.tensor(src, e.shape, "float32")));
     }
   }
 }
@@ -57,7 +76,7 @@ function handle(msg: Extract<WorkerRequest, { cmd: "grads" }>): WorkerReply {
   for (const e of init.layout) {
     const g = grads.get(e.name);
     if (g) {
-      gradsView.set(g.dataSync() as Float32Array, e.offset);
+      gradsView.set(ownMemory(g) ?? (g.dataSync() as Float32Array), e.offset); // a heap view: no intermediate copy
       names.push(e.name);
     }
   }

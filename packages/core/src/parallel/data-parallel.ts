@@ -111,6 +111,29 @@ export function assignJobs(jobs: readonly GradientJob[], n: number): number[][] 
   return out.map((ids) => ids.sort((a, b) => a - b));
 }
 
+interface MemoryBackend {
+  typedArrayFromHeap?: (t: tf.TensorInfo) => Float32Array;
+  refCount?: (dataId: object) => number;
+}
+
+/** A float32 tensor's values without a copy where the backend allows it (wasm: a heap view). */
+function readableMemory(t: tf.Tensor): Float32Array {
+  const b = tf.backend() as unknown as MemoryBackend;
+  return typeof b.typedArrayFromHeap === "function" ? b.typedArrayFromHeap(t) : (t.dataSync() as Float32Array);
+}
+
+/** The memory of a tensor nothing else shares (wasm), to add into in place; else undefined. */
+function writableMemory(t: tf.Tensor): Float32Array | undefined {
+  const b = tf.backend() as unknown as MemoryBackend;
+  return typeof b.typedArrayFromHeap === "function" && typeof b.refCount === "function" && b.refCount(t.dataId) === 1 ? b.typedArrayFromHeap(t) : undefined;
+}
+
+function addInto(dst: Float32Array, src: Float32Array): void {
+  for (let i = 0; i < dst.length; i++) {
+    dst[i] = (dst[i] as number) + (src[i] as number);
+  }
+}
+
 /** The worker script, from src/ (tests, after a build) and dist/ alike. */
 const WORKER_URL = new URL("../../dist/parallel/data-parallel-worker.js", import.meta.url);
 
@@ -136,6 +159,7 @@ export async function createDataParallel(opts: DataParallelOptions): Promise<Dat
     layout.push({ name, shape: t.shape, offset: total, size: t.size, trainable: vars.has(name) });
     total += t.size;
   }
+  const byName = new Map(layout.map((e) => [e.name, e]));
   const weights = new SharedArrayBuffer(total * 4);
   const weightsView = new Float32Array(weights);
   for (const e of layout) {
@@ -201,12 +225,18 @@ export async function createDataParallel(opts: DataParallelOptions): Promise<Dat
           (shares[k + 1] as number[]).forEach((i, j) => (losses[i] = r.losses[j] as number));
           const view = (threads[k] as Thread).grads;
           for (const name of r.names) {
-            const e = layout.find((x) => x.name === name) as LayoutEntry;
-            const theirs = tf.tensor(view.subarray(e.offset, e.offset + e.size), e.shape, "float32");
+            const e = byName.get(name) as LayoutEntry;
+            const theirs = view.subarray(e.offset, e.offset + e.size);
             const prev = grads.get(name);
-            grads.set(name, prev ? tf.add(prev, theirs) : theirs);
-            if (prev) {
-              tf.dispose([prev, theirs]);
+            const mine = prev ? writableMemory(prev) : undefined;
+            if (mine) {
+              addInto(mine, theirs); // in place: the main thread's sum is ours alone
+            } else {
+              const t = tf.tensor(theirs, e.shape, "float32");
+              grads.set(name, prev ? tf.add(prev, t) : t);
+              if (prev) {
+                tf.dispose([prev, t]);
+              }
             }
           }
         }
@@ -221,7 +251,7 @@ export async function createDataParallel(opts: DataParallelOptions): Promise<Dat
       for (const e of layout) {
         const t = v.get(e.name);
         if (t) {
-          weightsView.set(t.dataSync() as Float32Array, e.offset);
+          weightsView.set(readableMemory(t), e.offset);
         }
       }
       for (const t of threads) {
