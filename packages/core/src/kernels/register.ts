@@ -11,11 +11,13 @@
  *   over the tensors' memory (tfjs-wasm's make a typed-array view per copied run or index
  *   elements one by one; tfjs-cpu's map every element through index arrays). Identity (and Transpose by an order-keeping permutation) on wasm: share the
  *   input's memory instead of copying it.
+ * - Add/Sub/Multiply/RealDiv on cpu, float32 (its broadcasting path indexes every element).
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ADAMW_UPDATE, adamwUpdateConfig } from "./adamw-update.js";
 import { AVERAGE_INTO, averageIntoConfig } from "./average-into.js";
 import { batchMatMulConfig, cpuBatchMatMulConfig } from "./batch-matmul.js";
+import { broadcastBinaryConfigs } from "./binary-broadcast.js";
 import { gatherConfig } from "./gather.js";
 import { identityConfig, transposeShareConfig } from "./identity.js";
 import { concatConfig, sliceConfig, splitVConfig } from "./slice-concat.js";
@@ -58,6 +60,11 @@ export function registerCustomKernels(): void {
   tf.registerKernel(transposeConfig("cpu", stockTranspose?.kernelFunc));
   replaceKernel(tf.BatchMatMul, "wasm", batchMatMulConfig);
   replaceKernel(tf.BatchMatMul, "cpu", cpuBatchMatMulConfig);
+  const binary = [tf.Add, tf.Sub, tf.Multiply, tf.RealDiv];
+  const stocks = new Map(binary.map((name) => [name, tf.getKernel(name, "cpu")]));
+  for (const config of broadcastBinaryConfigs(stocks)) {
+    replaceKernel(config.kernelName, "cpu", () => config);
+  }
   for (const backendName of ["wasm", "cpu"]) {
     replaceKernel(tf.Slice, backendName, (stock) => sliceConfig(backendName, stock));
     replaceKernel(tf.SplitV, backendName, (stock) => splitVConfig(backendName, stock));
