@@ -8,13 +8,14 @@ import { appendFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backend.js";
+import { backendForPlan, formatBytes, planMemory } from "../plan/memory-plan.js";
 import type { TemplateResult } from "../check/check-fingerprints.js";
 import { DEFAULT_AUGMENTATION_PROMPTS, loadAugmentationPrompts, loadWordList } from "../data/data-files.js";
 import { InputError, RuntimeFailure } from "../errors.js";
 import { readFingerprints } from "../fingerprints/io.js";
 import { resolveFirstAvailable, resolveModelDir } from "../hub/index.js";
 import { silentLogger, type Logger } from "../log.js";
-import { disposeModel, loadModel, type Model } from "../model/load-model.js";
+import { disposeModel, loadModel, loadModelConfig, type Model } from "../model/load-model.js";
 import { saveModel } from "../model/save-model.js";
 import { buildBenignRows } from "../quality/benign-rows.js";
 import { readEvalText, sampleHeldoutText } from "../quality/heldout-text.js";
@@ -105,7 +106,13 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
     return { dir: paths.final, hash, skipped: true };
   }
 
-  const backend = await initBackend(o.backend, log);
+  // Plan memory before any weight loads: a model that cannot fit wasm's 4 GiB heap is a clear
+  // error with --backend wasm, and moves to cpu with --backend auto.
+  const { config: modelConfig } = await loadModelConfig(model.dir);
+  const plan = planMemory(modelConfig, { mode: "train", batchSize: o.batchSize, seqLen: 64, anchor: (o.forgettingRegularizerStrength ?? 0) > 0 });
+  const choice = backendForPlan(o.backend, plan);
+  const backend = await initBackend(choice.backend, log, { allowWasm: choice.allowWasm });
+  log.info({ parameters: plan.parameters, tfjsHeap: formatBytes(plan.bytes.tfjsHeap), total: formatBytes(plan.bytes.total) }, "memory plan");
   emit({ type: "phase", phase: "load", detail: model.dir });
   const tok: Tokenizer = await loadTokenizer(model.dir);
   const loaded: Model = await loadModel(model.dir, { log });

@@ -4,7 +4,10 @@
  * an engine (engines/: our tfjs engine, or onnxruntime for ONNX model directories).
  */
 import path from "node:path";
+import { existsSync } from "node:fs";
 import { initBackend } from "../backend.js";
+import { loadModelConfig } from "../model/load-model.js";
+import { backendForPlan, planMemory } from "../plan/memory-plan.js";
 import { InputError } from "../errors.js";
 import { loadWordList } from "../data/data-files.js";
 import type { CausalLm } from "../engines/causal-lm.js";
@@ -67,7 +70,14 @@ function wordList(opts: GenerateOptions): Promise<string[]> {
 /** Open a model with the chosen engine (the tfjs backend is started first). */
 async function openModel(idOrPath: string, opts: GenerateOptions, log: Logger): Promise<CausalLm> {
   if (opts.engine === "tfjs") {
-    await initBackend(opts.backend, log);
+    // Plan before loading: too big for wasm's 4 GiB heap → clear error (wasm) or cpu (auto).
+    let allowWasm = true;
+    let backend = opts.backend;
+    if (existsSync(path.join(path.resolve(idOrPath), "config.json"))) {
+      const { config } = await loadModelConfig(path.resolve(idOrPath));
+      ({ backend, allowWasm } = backendForPlan(opts.backend, planMemory(config, { mode: "infer", batchSize: opts.batchSize, seqLen: Math.min(config.maxPositions, 128) })));
+    }
+    await initBackend(backend, log, { allowWasm });
   }
   return loadCausalLm(idOrPath, { engine: opts.engine, log });
 }
