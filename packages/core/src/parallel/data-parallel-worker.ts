@@ -71,6 +71,7 @@ function handle(msg: Extract<WorkerRequest, { cmd: "grads" }>): WorkerReply {
   if (weightsError !== undefined) {
     throw weightsError;
   }
+  const t0 = performance.now();
   const { losses, grads } = jobGradients(model, vars, msg.jobs);
   const names: string[] = [];
   for (const e of init.layout) {
@@ -81,7 +82,7 @@ function handle(msg: Extract<WorkerRequest, { cmd: "grads" }>): WorkerReply {
     }
   }
   tf.dispose([...grads.values()]);
-  return { losses, names };
+  return { losses, names, ms: performance.now() - t0 };
 }
 
 port.on("message", (msg: WorkerRequest) => {

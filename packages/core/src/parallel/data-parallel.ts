@@ -47,7 +47,7 @@ export interface WorkerInit {
 }
 
 export type WorkerRequest = { cmd: "weights" } | { cmd: "grads"; jobs: GradientJob[] } | { cmd: "close" };
-export type WorkerReply = { ok: true } | { losses: number[]; names: string[] } | { error: string };
+export type WorkerReply = { ok: true } | { losses: number[]; names: string[]; ms: number } | { error: string };
 
 export interface DataParallelOptions {
   /** the main thread's model: config, and every tensor forward() reads that is not in `vars` */
@@ -60,6 +60,18 @@ export interface DataParallelOptions {
   backend?: "wasm" | "cpu";
 }
 
+/** Where a gradients() call spent its wall time (ms), to see imbalance and overhead. */
+export interface DataParallelTimings {
+  /** the main thread's own jobs */
+  main: number;
+  /** each worker's jobs, as the worker measured them */
+  workers: number[];
+  /** waiting for the workers after the main thread's jobs */
+  wait: number;
+  /** adding the workers' gradients in */
+  sum: number;
+}
+
 export interface DataParallel {
   /** number of threads computing: the workers and the main thread */
   readonly threads: number;
@@ -67,7 +79,7 @@ export interface DataParallel {
    * Loss (Σ of the jobs' losses), each job's loss, and the summed gradients by name, as
    * tensors on the main thread's backend (the caller disposes them).
    */
-  gradients(jobs: readonly GradientJob[]): Promise<{ loss: number; losses: number[]; grads: Map<string, tf.Tensor> }>;
+  gradients(jobs: readonly GradientJob[]): Promise<{ loss: number; losses: number[]; grads: Map<string, tf.Tensor>; timings: DataParallelTimings }>;
   /** Send the current trainable weights to the workers (after an optimizer step, averaging, a restore). */
   setWeights(vars?: Map<string, tf.Variable>): void;
 }
@@ -212,7 +224,9 @@ export async function createDataParallel(opts: DataParallelOptions): Promise<Dat
         return share.length > 0 ? request(t, { cmd: "grads", jobs: share.map((i) => jobs[i] as GradientJob) }) : undefined;
       });
       // the main thread's share runs while the workers compute theirs
+      const t0 = performance.now();
       const own = jobGradients(model, vars, (shares[0] as number[]).map((i) => jobs[i] as GradientJob));
+      const timings: DataParallelTimings = { main: performance.now() - t0, workers: threads.map(() => 0), wait: 0, sum: 0 };
       const losses = new Array<number>(jobs.length).fill(0);
       (shares[0] as number[]).forEach((i, j) => (losses[i] = own.losses[j] as number));
       const grads = own.grads;
@@ -221,7 +235,11 @@ export async function createDataParallel(opts: DataParallelOptions): Promise<Dat
           if (!pending) {
             continue;
           }
-          const r = (await pending) as { losses: number[]; names: string[] };
+          const t1 = performance.now();
+          const r = (await pending) as { losses: number[]; names: string[]; ms: number };
+          const t2 = performance.now();
+          timings.wait += t2 - t1;
+          timings.workers[k] = r.ms;
           (shares[k + 1] as number[]).forEach((i, j) => (losses[i] = r.losses[j] as number));
           const view = (threads[k] as Thread).grads;
           for (const name of r.names) {
@@ -239,13 +257,14 @@ export async function createDataParallel(opts: DataParallelOptions): Promise<Dat
               }
             }
           }
+          timings.sum += performance.now() - t2;
         }
       } catch (err) {
         tf.dispose([...grads.values()]);
         await Promise.allSettled(replies);
         throw err;
       }
-      return { loss: losses.reduce((a, l) => a + l, 0), losses, grads };
+      return { loss: losses.reduce((a, l) => a + l, 0), losses, grads, timings };
     },
     setWeights(v = vars) {
       for (const e of layout) {
