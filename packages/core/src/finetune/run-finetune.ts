@@ -109,7 +109,7 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
   // Plan memory before any weight loads: a model that cannot fit wasm's 4 GiB heap is a clear
   // error with --backend wasm, and moves to cpu with --backend auto.
   const { config: modelConfig } = await loadModelConfig(model.dir);
-  const plan = planMemory(modelConfig, { mode: "train", batchSize: o.batchSize, seqLen: 64, anchor: (o.forgettingRegularizerStrength ?? 0) > 0 });
+  const plan = planMemory(modelConfig, { mode: "train", batchSize: o.batchSize, seqLen: run.mode === "sft" ? o.sftMaxLength : 64, anchor: run.lambda > 0 });
   const choice = backendForPlan(o.backend, plan);
   const backend = await initBackend(choice.backend, log, { allowWasm: choice.allowWasm });
   log.info({ parameters: plan.parameters, tfjsHeap: formatBytes(plan.bytes.tfjsHeap), total: formatBytes(plan.bytes.total) }, "memory plan");

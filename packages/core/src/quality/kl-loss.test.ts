@@ -78,7 +78,7 @@ for (const backend of ["cpu", "wasm"] as const) {
     test("the analytic gradient matches finite differences (k < V, rest bucket in play)", () => {
       tf.tidy(() => {
         const V = 7;
-        const refRows = tf.mul(tf.randomNormal([3, V], 0, 1, "float32", 5), 1.5);
+        const refRows = tf.mul(tf.randomNormal([3, V], 0, 1, "float32", 5), 1.5) as tf.Tensor2D;
         const t0 = referenceTopK(refRows, 3);
         const target: KlTarget = { ...t0, rows: Int32Array.from([0, 4, 5]) }; // (2, 3) logits, positions 0, 4, 5
         const x = tf.mul(tf.randomNormal([2, 3, V], 0, 1, "float32", 6), 1.5);
