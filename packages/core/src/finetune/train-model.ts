@@ -23,7 +23,7 @@ import { collateKlTargets, klToReference, type KlTarget } from "../quality/kl-lo
 import { AdamW } from "../train/adamw.js";
 import { averageInto, snapshotWeights } from "../train/averaging.js";
 import { collate, type Batch, type EncodedRow } from "../train/data.js";
-import { clipByGlobalNorm, GradAccumulator } from "../train/grad-utils.js";
+import { clipCoefficient, globalNorm, GradAccumulator } from "../train/grad-utils.js";
 import { maskedCrossEntropy } from "../train/loss.js";
 import { lrAt, validateSchedule, type ScheduleName } from "../train/schedule.js";
 import { createRng, type Rng } from "../util/rng.js";
@@ -246,19 +246,16 @@ export async function trainModel(
       hooks.onEvent?.({ type: "micro-batch", epoch, done: mb + 1, total: microBatches, tokens: tokensSeen, seconds: (performance.now() - t0) / 1000 });
       if (inStep === inThisStep) {
         const lr = lrAt(state.step, schedule);
-        let g = acc.grads;
+        // The accumulator keeps factor · sums; AdamW applies the factor and the clipping
+        // coefficient as gradScale, so no scaled copy of the gradients is made.
+        const { grads: sums, factor } = acc.scaled;
         let gradNorm: number | undefined;
-        let clipped: Map<string, tf.Tensor> | undefined;
+        let coef = 1;
         if (cfg.maxGradNorm > 0) {
-          const c = clipByGlobalNorm(g, cfg.maxGradNorm);
-          clipped = c.grads;
-          g = c.grads;
-          gradNorm = c.norm;
+          gradNorm = globalNorm(sums) * Math.abs(factor);
+          coef = clipCoefficient(gradNorm, cfg.maxGradNorm);
         }
-        optimizer.step(vars, g, lr);
-        if (clipped) {
-          tf.dispose([...clipped.values()]);
-        }
+        optimizer.step(vars, sums, lr, { gradScale: factor * coef });
         acc.reset();
         if (averaging && cfg.averagingInterval === "step") {
           averageInto(vars, anchor, cfg.lambda);
@@ -280,7 +277,7 @@ export async function trainModel(
       const prev = state.best;
       isBest = !prev || successRate > (prev.successRate ?? -1) || (successRate === prev.successRate && epochLoss < prev.loss);
       if (isBest) {
-        best = snapshotWeights(weights);
+        best = snapshotWeights(weights, best ?? undefined); // reuses the arrays of the previous best
       }
     }
     if (isBest) {
