@@ -132,6 +132,20 @@ describe("benign mix", () => {
   });
 });
 
+test("micro-batch events carry the progress bar's loss: each row's base loss in a full-batch epoch 1, the running mean ending at the epoch's loss", async () => {
+  const vars = variables();
+  const events: TrainEvent[] = [];
+  await trainModel(model, vars, null, task, cfg({ epochs: 1 }), null, { onEvent: (e) => events.push(e) });
+  const mbs = events.filter((e): e is Extract<TrainEvent, { type: "micro-batch" }> => e.type === "micro-batch");
+  const end = events.find((e): e is Extract<TrainEvent, { type: "epoch-end" }> => e.type === "epoch-end");
+  expect(mbs.map((e) => e.done)).toEqual([1, 2]);
+  const base = [rowLoss(rows[0] as EncodedRow), rowLoss(rows[1] as EncodedRow)].sort();
+  expect(mbs.map((e) => e.loss).sort()[0]).toBeCloseTo(base[0] as number, 5);
+  expect(mbs.map((e) => e.loss).sort()[1]).toBeCloseTo(base[1] as number, 5);
+  expect(mbs[0]?.meanLoss).toBe(mbs[0]?.loss);
+  expect(mbs[1]?.meanLoss).toBeCloseTo(end?.loss as number, 6);
+});
+
 describe("averaging interval", () => {
   test("λ = 1 after every step: every micro-batch sees w0, so both epochs' losses are the base model's; the weights end at w0", async () => {
     const anchor = snapshotWeights(model.weights);

@@ -76,7 +76,17 @@ export interface TrainConfig {
 
 export type TrainEvent =
   | { type: "epoch-start"; epoch: number; epochs: number; microBatches: number }
-  | { type: "micro-batch"; epoch: number; done: number; total: number; tokens: number; seconds: number }
+  | {
+      type: "micro-batch";
+      epoch: number;
+      done: number;
+      total: number;
+      tokens: number;
+      seconds: number;
+      /** this micro-batch's task loss, and the running mean over the epoch so far */
+      loss: number;
+      meanLoss: number;
+    }
   | { type: "step"; epoch: number; step: number; lr: number; loss: number; gradNorm?: number }
   | {
       type: "epoch-end";
@@ -243,7 +253,7 @@ export async function trainModel(
       stepLoss += total / inThisStep;
       inStep++;
       tokensSeen += batch.B * batch.T + (benignBatch ? benignBatch.B * benignBatch.T : 0);
-      hooks.onEvent?.({ type: "micro-batch", epoch, done: mb + 1, total: microBatches, tokens: tokensSeen, seconds: (performance.now() - t0) / 1000 });
+      hooks.onEvent?.({ type: "micro-batch", epoch, done: mb + 1, total: microBatches, tokens: tokensSeen, seconds: (performance.now() - t0) / 1000, loss, meanLoss: lossSum / (mb + 1) });
       if (inStep === inThisStep) {
         const lr = lrAt(state.step, schedule);
         // The accumulator keeps factor · sums; AdamW applies the factor and the clipping

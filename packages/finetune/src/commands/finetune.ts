@@ -35,7 +35,7 @@ export async function runFinetuneCommand(flags: FinetuneFlags): Promise<void> {
             progress = createProgress({ label: `epoch ${e.epoch}/${e.epochs}`, log, quiet, logEnds: false });
             break;
           case "micro-batch":
-            progress.update(e.done, e.total, { "tok/s": Math.round(e.tokens / Math.max(e.seconds, 1e-9)) });
+            progress.update(e.done, e.total, { loss: e.meanLoss.toFixed(4), "tok/s": Math.round(e.tokens / Math.max(e.seconds, 1e-9)) });
             break;
           case "step":
             log.debug({ step: e.step, lr: e.lr, loss: e.loss, gradNorm: e.gradNorm }, "optimizer step");
