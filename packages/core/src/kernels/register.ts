@@ -12,6 +12,7 @@
  *   elements one by one; tfjs-cpu's map every element through index arrays). Identity (and Transpose by an order-keeping permutation) on wasm: share the
  *   input's memory instead of copying it.
  * - Add/Sub/Multiply/RealDiv on cpu, float32 (its broadcasting path indexes every element).
+ * - OmlRotateHalf on both (model/rope.ts), with its gradient.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ADAMW_UPDATE, adamwUpdateConfig } from "./adamw-update.js";
@@ -21,6 +22,7 @@ import { broadcastBinaryConfigs } from "./binary-broadcast.js";
 import { gatherConfig } from "./gather.js";
 import { identityConfig, transposeShareConfig } from "./identity.js";
 import { concatConfig, sliceConfig, splitVConfig } from "./slice-concat.js";
+import { ROTATE_HALF, rotateHalfConfig, rotateHalfGradConfig } from "./rotate-half.js";
 import { tileConfig } from "./tile.js";
 import { CROSS_ENTROPY_GRAD, crossEntropyGradConfig } from "./cross-entropy-grad.js";
 import { softmaxConfig } from "./softmax.js";
@@ -48,7 +50,11 @@ export function registerCustomKernels(): void {
     if (!tf.getKernel(AVERAGE_INTO, backendName)) {
       tf.registerKernel(averageIntoConfig(backendName));
     }
+    if (!tf.getKernel(ROTATE_HALF, backendName)) {
+      tf.registerKernel(rotateHalfConfig(backendName));
+    }
   }
+  tf.registerGradient(rotateHalfGradConfig);
   if (tf.getKernel(tf.Softmax, "cpu")) {
     tf.unregisterKernel(tf.Softmax, "cpu");
   }
