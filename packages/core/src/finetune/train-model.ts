@@ -14,19 +14,24 @@
  * with β = `proportion`, α = `klWeight` (quality/kl-loss.ts). β = 0 with α > 0 uses the
  * benign rows for the KL term only. The epoch loss that early stopping and best-keeping read
  * is the task loss alone.
+ *
+ * With `workers` > 0 (and no benign mix), every micro-batch's rows are split over the main
+ * thread and that many worker threads (micro-batch-gradients.ts); the optimizer stays on the
+ * main thread, which publishes the weights to the workers after each change of them.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { forward } from "../model/forward.js";
+import { InputError } from "../errors.js";
 import type { Model } from "../model/load-model.js";
+import { createDataParallel, disposeDataParallel, type DataParallel } from "../parallel/data-parallel.js";
 import type { BenignRow } from "../quality/benign-rows.js";
-import { collateKlTargets, klToReference, type KlTarget } from "../quality/kl-loss.js";
+import { collateKlTargets, type KlTarget } from "../quality/kl-loss.js";
 import { AdamW } from "../train/adamw.js";
 import { averageInto, snapshotWeights } from "../train/averaging.js";
-import { collate, type Batch, type EncodedRow } from "../train/data.js";
+import { collate, type EncodedRow } from "../train/data.js";
 import { clipCoefficient, globalNorm, GradAccumulator } from "../train/grad-utils.js";
-import { maskedCrossEntropy } from "../train/loss.js";
 import { lrAt, validateSchedule, type ScheduleName } from "../train/schedule.js";
 import { createRng, type Rng } from "../util/rng.js";
+import { localGradients, parallelGradients, type BenignPart } from "./micro-batch-gradients.js";
 
 export const AVERAGING_INTERVALS = ["epoch", "step"] as const;
 export type AveragingInterval = (typeof AVERAGING_INTERVALS)[number];
@@ -72,6 +77,13 @@ export interface TrainConfig {
   seed: number;
   padId: number;
   benign?: BenignMix;
+  /**
+   * Worker threads that compute gradients beside the main thread, each on a share of every
+   * micro-batch's rows (parallel/data-parallel.ts); 0 or absent: the main thread alone.
+   * Only without a benign mix (with one, the main thread computes alone), and only on the
+   * wasm and cpu backends. Changes float32 rounding only.
+   */
+  workers?: number;
 }
 
 export type TrainEvent =
@@ -137,19 +149,6 @@ function shuffled(n: number, rng: Rng): number[] {
   return order;
 }
 
-const tensors = (b: Batch): { ids: tf.Tensor2D; labels: tf.Tensor2D; mask: tf.Tensor2D } => ({
-  ids: tf.tensor2d(b.inputIds, [b.B, b.T], "int32"),
-  labels: tf.tensor2d(b.labels, [b.B, b.T], "int32"),
-  mask: tf.tensor2d(b.attentionMask, [b.B, b.T], "int32"),
-});
-
-/** Loss values of one micro-batch, read while the loss is built (one sync point each). */
-interface Parts {
-  task: number;
-  benign: number;
-  kl: number;
-}
-
 /**
  * Train `vars` (the model's float weights as variables, by HF name) on the task.
  * `anchor` is w0 for averaging (null: none). `state`/`optimizer`/`best` may come from a
@@ -168,6 +167,10 @@ export async function trainModel(
   const stepsPerEpoch = Math.ceil(microBatches / cfg.gradientAccumulation);
   const schedule = { schedule: cfg.schedule, baseLr: cfg.learningRate, totalSteps: cfg.epochs * stepsPerEpoch, warmupSteps: cfg.warmupSteps };
   validateSchedule(schedule);
+  const workers = cfg.workers ?? 0;
+  if (!Number.isInteger(workers) || workers < 0) {
+    throw new InputError(`trainModel: workers = ${workers} must be a whole number ≥ 0`);
+  }
   const optimizer = resume?.optimizer ?? new AdamW({ weightDecay: cfg.weightDecay, noDecay: isNoDecay });
   const state: TrainState = resume?.state ?? { epoch: 0, step: 0, best: null };
   let best = resume?.best ?? null;
@@ -176,144 +179,132 @@ export async function trainModel(
   const mix = cfg.benign && cfg.benign.rows.length > 0 && cfg.benign.perMicroBatch > 0 ? cfg.benign : undefined;
   let epochLoss = Number.NaN;
   let stoppedBecause: TrainResult["stoppedBecause"] = "epochs";
+  const acc = new GradAccumulator();
+  let dp: DataParallel | null = null;
+  try {
+    if (workers > 0 && !mix) {
+      const backend = tf.getBackend();
+      if (backend !== "wasm" && backend !== "cpu") {
+        throw new InputError(`trainModel: worker threads need the wasm or cpu backend, not ${backend}`, { hint: "use --workers 0 (the tensorflow backend uses every core itself)" });
+      }
+      // The workers' replicas are copies of `vars` as they are now (resumed weights included).
+      dp = await createDataParallel({ model, vars, workers, backend });
+    }
+    /** Publish the weights to the workers after every change (optimizer step, averaging). */
+    const weightsChanged = (): void => dp?.setWeights(vars);
 
-  while (state.epoch < cfg.epochs) {
-    const epoch = state.epoch + 1;
-    const t0 = performance.now();
-    hooks.onEvent?.({ type: "epoch-start", epoch, epochs: cfg.epochs, microBatches });
-    // A fresh, seeded order (and augmentation draw) per epoch: resumable without rng state.
-    const rng = createRng(cfg.seed * 1000 + epoch);
-    const order = shuffled(task.size, rng);
-    const benignOrder = mix ? shuffled(mix.rows.length, createRng(cfg.seed * 1000 + epoch + 0x9e3779b)) : [];
-    let benignNext = 0;
-    const acc = new GradAccumulator();
-    let lossSum = 0;
-    let benignSum = 0;
-    let klSum = 0;
-    let tokensSeen = 0;
-    let stepLoss = 0;
-    let inStep = 0;
-    for (let mb = 0; mb < microBatches; mb++) {
-      const idx = order.slice(mb * cfg.batchSize, (mb + 1) * cfg.batchSize);
-      const batch = collate(
-        idx.map((i) => task.row(i, rng)),
-        { padId: cfg.padId, side: "right" },
-      );
-      let benignBatch: Batch | undefined;
-      let target: KlTarget | undefined;
-      if (mix) {
-        const rows = Array.from({ length: mix.perMicroBatch }, () => mix.rows[benignOrder[benignNext++ % benignOrder.length] as number] as BenignRow);
-        benignBatch = collate(rows, { padId: cfg.padId, side: "right" });
-        if (mix.klWeight > 0) {
-          target = collateKlTargets(rows.map((r) => ({ positions: r.positions, target: r.target as KlTarget })), benignBatch.T);
+    while (state.epoch < cfg.epochs) {
+      const epoch = state.epoch + 1;
+      const t0 = performance.now();
+      hooks.onEvent?.({ type: "epoch-start", epoch, epochs: cfg.epochs, microBatches });
+      // A fresh, seeded order (and augmentation draw) per epoch: resumable without rng state.
+      const rng = createRng(cfg.seed * 1000 + epoch);
+      const order = shuffled(task.size, rng);
+      const benignOrder = mix ? shuffled(mix.rows.length, createRng(cfg.seed * 1000 + epoch + 0x9e3779b)) : [];
+      let benignNext = 0;
+      let lossSum = 0;
+      let benignSum = 0;
+      let klSum = 0;
+      let tokensSeen = 0;
+      let stepLoss = 0;
+      let inStep = 0;
+      for (let mb = 0; mb < microBatches; mb++) {
+        const idx = order.slice(mb * cfg.batchSize, (mb + 1) * cfg.batchSize);
+        const batch = collate(
+          idx.map((i) => task.row(i, rng)),
+          { padId: cfg.padId, side: "right" },
+        );
+        let benign: BenignPart | undefined;
+        if (mix) {
+          const rows = Array.from({ length: mix.perMicroBatch }, () => mix.rows[benignOrder[benignNext++ % benignOrder.length] as number] as BenignRow);
+          const benignBatch = collate(rows, { padId: cfg.padId, side: "right" });
+          const target = mix.klWeight > 0 ? collateKlTargets(rows.map((r) => ({ positions: r.positions, target: r.target as KlTarget })), benignBatch.T) : undefined;
+          benign = { batch: benignBatch, proportion: mix.proportion, klWeight: mix.klWeight, target };
+        }
+        const remaining = microBatches - Math.floor(mb / cfg.gradientAccumulation) * cfg.gradientAccumulation;
+        const inThisStep = Math.min(cfg.gradientAccumulation, remaining);
+        const g = dp ? await parallelGradients(dp, batch) : await localGradients(model, vars, batch, benign);
+        try {
+          acc.add(g.grads, 1 / inThisStep);
+        } finally {
+          tf.dispose([...g.grads.values()]);
+        }
+        lossSum += g.task;
+        benignSum += g.benign;
+        klSum += g.kl;
+        stepLoss += g.total / inThisStep;
+        inStep++;
+        tokensSeen += batch.B * batch.T + (benign ? benign.batch.B * benign.batch.T : 0);
+        hooks.onEvent?.({ type: "micro-batch", epoch, done: mb + 1, total: microBatches, tokens: tokensSeen, seconds: (performance.now() - t0) / 1000, loss: g.task, meanLoss: lossSum / (mb + 1) });
+        if (inStep === inThisStep) {
+          const lr = lrAt(state.step, schedule);
+          // The accumulator keeps factor · sums; AdamW applies the factor and the clipping
+          // coefficient as gradScale, so no scaled copy of the gradients is made.
+          const { grads: sums, factor } = acc.scaled;
+          let gradNorm: number | undefined;
+          let coef = 1;
+          if (cfg.maxGradNorm > 0) {
+            gradNorm = globalNorm(sums) * Math.abs(factor);
+            coef = clipCoefficient(gradNorm, cfg.maxGradNorm);
+          }
+          optimizer.step(vars, sums, lr, { gradScale: factor * coef });
+          acc.reset();
+          if (averaging && cfg.averagingInterval === "step") {
+            averageInto(vars, anchor, cfg.lambda);
+          }
+          weightsChanged();
+          state.step++;
+          hooks.onEvent?.({ type: "step", epoch, step: state.step, lr, loss: stepLoss, gradNorm });
+          stepLoss = 0;
+          inStep = 0;
         }
       }
-      const remaining = microBatches - Math.floor(mb / cfg.gradientAccumulation) * cfg.gradientAccumulation;
-      const inThisStep = Math.min(cfg.gradientAccumulation, remaining);
-      const parts: Parts = { task: Number.NaN, benign: 0, kl: 0 };
-      const { value, grads } = tf.tidy(() => {
-        const main = tensors(batch);
-        return tf.variableGrads(() => {
-          const taskLoss = maskedCrossEntropy(forward(model, main.ids, { attentionMask: main.mask, weights }), main.labels);
-          if (!mix || !benignBatch) {
-            return taskLoss;
-          }
-          parts.task = taskLoss.dataSync()[0] as number;
-          const b = tensors(benignBatch);
-          const logits = forward(model, b.ids, { attentionMask: b.mask, weights });
-          let total = tf.mul(taskLoss, 1 - mix.proportion);
-          if (mix.proportion > 0) {
-            const ce = maskedCrossEntropy(logits, b.labels);
-            parts.benign = ce.dataSync()[0] as number;
-            total = tf.add(total, tf.mul(ce, mix.proportion));
-          }
-          if (target) {
-            const kl = klToReference(logits, target);
-            parts.kl = kl.dataSync()[0] as number;
-            total = tf.add(total, tf.mul(kl, mix.klWeight));
-          }
-          return total as tf.Scalar;
-        }, [...vars.values()]);
-      });
-      const named = new Map<string, tf.Tensor>();
-      for (const [name, v] of vars) {
-        const g = grads[v.name];
-        if (g) {
-          named.set(name, g);
+      epochLoss = lossSum / microBatches;
+      if (averaging && cfg.averagingInterval === "epoch") {
+        averageInto(vars, anchor, cfg.lambda);
+        weightsChanged();
+      }
+      const successRate = task.check ? await task.check(weights) : null;
+      let isBest = true;
+      if (successRate !== null) {
+        const prev = state.best;
+        isBest = !prev || successRate > (prev.successRate ?? -1) || (successRate === prev.successRate && epochLoss < prev.loss);
+        if (isBest) {
+          best = snapshotWeights(weights, best ?? undefined); // reuses the arrays of the previous best
         }
       }
-      acc.add(named, 1 / inThisStep);
-      tf.dispose(Object.values(grads));
-      const total = (await value.data())[0] as number;
-      value.dispose();
-      const loss = mix ? parts.task : total;
-      lossSum += loss;
-      benignSum += parts.benign;
-      klSum += parts.kl;
-      stepLoss += total / inThisStep;
-      inStep++;
-      tokensSeen += batch.B * batch.T + (benignBatch ? benignBatch.B * benignBatch.T : 0);
-      hooks.onEvent?.({ type: "micro-batch", epoch, done: mb + 1, total: microBatches, tokens: tokensSeen, seconds: (performance.now() - t0) / 1000, loss, meanLoss: lossSum / (mb + 1) });
-      if (inStep === inThisStep) {
-        const lr = lrAt(state.step, schedule);
-        // The accumulator keeps factor · sums; AdamW applies the factor and the clipping
-        // coefficient as gradScale, so no scaled copy of the gradients is made.
-        const { grads: sums, factor } = acc.scaled;
-        let gradNorm: number | undefined;
-        let coef = 1;
-        if (cfg.maxGradNorm > 0) {
-          gradNorm = globalNorm(sums) * Math.abs(factor);
-          coef = clipCoefficient(gradNorm, cfg.maxGradNorm);
-        }
-        optimizer.step(vars, sums, lr, { gradScale: factor * coef });
-        acc.reset();
-        if (averaging && cfg.averagingInterval === "step") {
-          averageInto(vars, anchor, cfg.lambda);
-        }
-        state.step++;
-        hooks.onEvent?.({ type: "step", epoch, step: state.step, lr, loss: stepLoss, gradNorm });
-        stepLoss = 0;
-        inStep = 0;
-      }
-    }
-    acc.dispose();
-    epochLoss = lossSum / microBatches;
-    if (averaging && cfg.averagingInterval === "epoch") {
-      averageInto(vars, anchor, cfg.lambda);
-    }
-    const successRate = task.check ? await task.check(weights) : null;
-    let isBest = true;
-    if (successRate !== null) {
-      const prev = state.best;
-      isBest = !prev || successRate > (prev.successRate ?? -1) || (successRate === prev.successRate && epochLoss < prev.loss);
       if (isBest) {
-        best = snapshotWeights(weights, best ?? undefined); // reuses the arrays of the previous best
+        state.best = { epoch, successRate, loss: epochLoss };
+      }
+      state.epoch = epoch;
+      hooks.onEvent?.({
+        type: "epoch-end",
+        epoch,
+        loss: epochLoss,
+        successRate,
+        seconds: (performance.now() - t0) / 1000,
+        best: isBest,
+        ...(mix ? { benignLoss: benignSum / microBatches, ...(mix.klWeight > 0 ? { kl: klSum / microBatches } : {}) } : {}),
+      });
+      await hooks.onCheckpoint?.(state, vars, optimizer, best);
+      if (successRate !== null && successRate >= cfg.stopAtSuccess) {
+        stoppedBecause = "success";
+        break;
+      }
+      if (epochLoss < cfg.earlyStopLoss) {
+        stoppedBecause = "loss";
+        break;
       }
     }
-    if (isBest) {
-      state.best = { epoch, successRate, loss: epochLoss };
-    }
-    state.epoch = epoch;
-    hooks.onEvent?.({
-      type: "epoch-end",
-      epoch,
-      loss: epochLoss,
-      successRate,
-      seconds: (performance.now() - t0) / 1000,
-      best: isBest,
-      ...(mix ? { benignLoss: benignSum / microBatches, ...(mix.klWeight > 0 ? { kl: klSum / microBatches } : {}) } : {}),
-    });
-    await hooks.onCheckpoint?.(state, vars, optimizer, best);
-    if (successRate !== null && successRate >= cfg.stopAtSuccess) {
-      stoppedBecause = "success";
-      break;
-    }
-    if (epochLoss < cfg.earlyStopLoss) {
-      stoppedBecause = "loss";
-      break;
+  } finally {
+    // Every path, a throw included: the accumulator's sums, the optimizer state, the workers.
+    acc.dispose();
+    optimizer.dispose();
+    if (dp) {
+      await disposeDataParallel(dp);
     }
   }
-  optimizer.dispose();
+
   if (!task.check || !best || !state.best) {
     best = snapshotWeights(weights); // without a check, the last weights
   }
