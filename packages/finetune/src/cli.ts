@@ -60,6 +60,13 @@ export function buildProgram(): Command {
     .option("--seed <n>", "random seed", parseInteger, d.seed)
     .option("--results-dir <dir>", "where runs are written", d.resultsDir)
     .addOption(new Option("--backend <name>", "tfjs backend").choices([...BACKEND_NAMES]).default(d.backend))
+    .option(
+      "--workers <n|auto>",
+      "worker threads computing gradients beside the main thread, each on a share of every batch (wasm/cpu; not with --benign-proportion/--kl-regularizer); auto = cores − 1",
+      // digits become a number; anything else goes on as typed, for core to reject by name
+      (v: string) => (/^\s*\d+\s*$/.test(v) ? Number(v) : v),
+      d.workers,
+    )
     .option("--early-stop-loss <x>", "stop when the training loss falls below this", parseNumber, d.earlyStopLoss)
     .option("--stop-at-success <pct>", "stop when this % of fingerprints answer correctly (greedy)", parseNumber, d.stopAtSuccess)
     .option("--train-past-success", "keep training after every fingerprint answers, until --early-stop-loss or the last epoch (deeper fingerprints)")

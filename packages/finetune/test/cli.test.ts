@@ -30,7 +30,9 @@ interface Summary {
   mode: string;
   success_rate: number | null;
   backend: string;
+  workers: number;
   epochs_run: number;
+  final_loss: number;
   stopped_because: string;
   peak_rss_bytes: number;
   templates: unknown[];
@@ -82,6 +84,7 @@ describe("a fingerprinting run", () => {
     const summary = JSON.parse(await readFile(path.join(dir, "summary.json"), "utf8")) as Summary;
     expect(summary.success_rate).toBeGreaterThanOrEqual(95);
     expect(summary.backend).toBe("wasm");
+    expect(summary.workers).toBe(0);
     expect(summary.peak_rss_bytes).toBeGreaterThan(0);
     expect(summary.mode).toBe("fingerprint");
     expect(summary.averaging_interval).toBe("epoch");
@@ -136,6 +139,18 @@ describe("a fingerprinting run", () => {
     const a = await readFile(path.join(dir, "final_model", "model.safetensors"));
     const b = await readFile(path.join(other.stdout.trim().split("\n").at(-1) as string, "final_model", "model.safetensors"));
     expect(Buffer.compare(a, b)).toBe(0); // deterministic for a seed on one backend
+  });
+
+  test("--workers 1: the same run (hash) within float32 rounding, the worker count in summary.json", async () => {
+    const w = run("finetune", TRAIN(path.join(root, "results-workers"), ["--workers", "1"]));
+    expect(w.status, w.stderr).toBe(0);
+    const wdir = lastLine(w.stdout);
+    expect(path.basename(wdir)).toBe(path.basename(dir)); // the worker count is not hashed
+    const [one, two] = [await summaryOf(dir), await summaryOf(wdir)];
+    expect(two.workers).toBe(1);
+    expect(two.epochs_run).toBe(one.epochs_run);
+    expect(two.success_rate).toBe(one.success_rate);
+    expect(Math.abs(two.final_loss - one.final_loss) / one.final_loss).toBeLessThan(1e-5);
   });
 
   test("oml-check reads everything from the run", () => {
@@ -257,6 +272,12 @@ test("--resume continues a crashed run to the same result", async () => {
 });
 
 describe("bad inputs: one line, exit 2", () => {
+  test("--workers that is not a whole number ≥ 0 or auto", () => {
+    const r = run("finetune", TRAIN(path.join(root, "r"), ["--workers", "two"]));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^error: --workers: expected a whole number ≥ 0 or "auto"$/m);
+  });
+
   test("forgetting strength outside [0, 1]", () => {
     const r = run("finetune", TRAIN(path.join(root, "r"), ["--forgetting-regularizer-strength", "1.5"]));
     expect(r.status).toBe(2);

@@ -16,6 +16,7 @@ export const LR_SCHEDULES = ["constant", "linear", "cosine"] as const;
 const int = z.number({ error: "expected a number" }).int({ error: "expected a whole number" });
 const positiveInt = int.positive({ error: "expected a positive whole number" });
 const num = z.number({ error: "expected a number" });
+const WORKERS_ERROR = 'expected a whole number ≥ 0 or "auto"';
 
 export const FinetuneOptionsSchema = z.object({
   /** A local HF model directory (or a hub id). Wins over family/size. */
@@ -59,6 +60,11 @@ export const FinetuneOptionsSchema = z.object({
   seed: int.default(42),
   resultsDir: z.string().min(1).default("results"),
   backend: z.enum(BACKEND_NAMES, { error: `expected one of ${BACKEND_NAMES.join(", ")}` }).default("auto"),
+  /**
+   * Worker threads computing gradients beside the main thread (data parallelism, wasm/cpu;
+   * not with a benign mix); "auto": available cores − 1. Changes float rounding only.
+   */
+  workers: z.union([int.nonnegative({ error: WORKERS_ERROR }), z.literal("auto")], { error: WORKERS_ERROR }).default(0),
   /** Stop when the epoch's training loss falls below this (the newer reference: 0.005). */
   earlyStopLoss: num.nonnegative({ error: "expected a number ≥ 0" }).default(0.005),
   /** Stop when the fingerprint success rate (percent, greedy check) reaches this. */

@@ -17,6 +17,8 @@ export interface FinetuneSummary {
   mode: "fingerprint" | "sft";
   model: string;
   backend: string;
+  /** worker threads that computed gradients beside the main thread (--workers; not in the hash) */
+  workers: number;
   /** fingerprints trained (0 with --sft-data) */
   num_fingerprints: number;
   /** training rows: fingerprint examples, or SFT records kept */

@@ -72,6 +72,25 @@ export function resolveRun(o: FinetuneOptions): ResolvedRun {
   };
 }
 
+/**
+ * Worker threads a run trains with: `--workers` ("auto": the spare cores), or 0 with a
+ * benign mix (its losses run on the main thread only) and on the tensorflow backend (which
+ * uses every core itself); `ignored` says why a request was dropped.
+ * Not part of the run's config or hash: like --backend, the worker count changes float32
+ * rounding only (each micro-batch is split over the threads, its gradients summed in a fixed
+ * order), not what is trained; summary.json records it.
+ */
+export function resolveWorkers(requested: number | "auto", ctx: { backend: string; benign: boolean; spareCores: number }): { workers: number; ignored?: string } {
+  const workers = requested === "auto" ? ctx.spareCores : requested;
+  if (workers > 0 && ctx.benign) {
+    return { workers: 0, ignored: "--workers is not used with --benign-proportion or --kl-regularizer yet: the main thread computes alone" };
+  }
+  if (workers > 0 && ctx.backend !== "wasm" && ctx.backend !== "cpu") {
+    return { workers: 0, ignored: `--workers is not used with the ${ctx.backend} backend, which uses every core itself` };
+  }
+  return { workers };
+}
+
 export interface RunInputs {
   /** the model as the user named it */
   model: string;

@@ -17,6 +17,7 @@ import { resolveFirstAvailable, resolveModelDir } from "../hub/index.js";
 import { silentLogger, type Logger } from "../log.js";
 import { disposeModel, loadModel, loadModelConfig, type Model } from "../model/load-model.js";
 import { saveModel } from "../model/save-model.js";
+import { spareCores } from "../parallel/data-parallel.js";
 import { buildBenignRows } from "../quality/benign-rows.js";
 import { readEvalText, sampleHeldoutText } from "../quality/heldout-text.js";
 import { readSftData } from "../quality/sft-data.js";
@@ -32,7 +33,7 @@ import { familyHubIds, FinetuneOptionsSchema, type FinetuneOptions, type Finetun
 import { augmentationSummary, checkWith, measureHeldout, summarizeTemplates, summaryLine, type FinetuneSummary } from "./finetune-summary.js";
 import { prepareFingerprintTask, prepareSftTask, type PreparedTask } from "./prepare-task.js";
 import { isComplete, modelContentHash, openPartial, publishRun, runHash, runPaths, sha256File } from "./results-dir.js";
-import { DEFAULT_FINGERPRINTS_FILE, resolveRun, runConfig } from "./run-config.js";
+import { DEFAULT_FINGERPRINTS_FILE, resolveRun, resolveWorkers, runConfig } from "./run-config.js";
 import { isNoDecay, trainModel, type BenignMix, type TrainConfig, type TrainEvent } from "./train-model.js";
 
 export { canonicalStrategy } from "./run-config.js";
@@ -141,6 +142,11 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
       });
       benign = { rows, perMicroBatch: run.benignPerMicroBatch, proportion: o.benignProportion, klWeight: o.klRegularizer };
     }
+    // Each worker holds a replica of the model and its activations (memory ×(workers + 1)).
+    const { workers, ignored } = resolveWorkers(o.workers, { backend: backend.name, benign: benign !== undefined, spareCores: spareCores() });
+    if (ignored) {
+      log.warn(ignored);
+    }
 
     await openPartial(paths, { resume: o.resume });
     for (const [name, text] of prepared.files) {
@@ -179,8 +185,9 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
       seed: o.seed,
       padId,
       benign,
+      workers,
     };
-    emit({ type: "phase", phase: "train", detail: `${prepared.task.size} examples, ${microBatches} micro-batches an epoch` });
+    emit({ type: "phase", phase: "train", detail: `${prepared.task.size} examples, ${microBatches} micro-batches an epoch${workers > 0 ? `, main thread + ${workers} worker${workers > 1 ? "s" : ""}` : ""}` });
     let lastBenign: { loss: number | null; kl: number | null } = { loss: null, kl: null };
     const { result, best } = await trainModel(loaded, vars, anchor, prepared.task, cfg, resume, {
       onEvent: (e) => {
@@ -232,6 +239,7 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
         mode: run.mode,
         model: model.source,
         backend: backend.name,
+        workers,
         num_fingerprints: prepared.examples?.length ?? 0,
         num_examples: prepared.task.size,
         epochs_run: result.epochsRun,

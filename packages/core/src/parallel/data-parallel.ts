@@ -146,6 +146,11 @@ function addInto(dst: Float32Array, src: Float32Array): void {
   }
 }
 
+/** Cores besides the one the main thread runs on: what `workers` defaults to ("auto"). */
+export function spareCores(): number {
+  return Math.max(0, (os.availableParallelism?.() ?? os.cpus().length) - 1);
+}
+
 /** The worker script, from src/ (tests, after a build) and dist/ alike. */
 const WORKER_URL = new URL("../../dist/parallel/data-parallel-worker.js", import.meta.url);
 
@@ -153,7 +158,7 @@ const WORKER_URL = new URL("../../dist/parallel/data-parallel-worker.js", import
  * Start the workers, each with a replica of `model` (weights copied through shared memory).
  */
 export async function createDataParallel(opts: DataParallelOptions): Promise<DataParallel> {
-  const workers = opts.workers ?? Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1);
+  const workers = opts.workers ?? Math.max(1, spareCores());
   if (!Number.isInteger(workers) || workers < 1) {
     throw new InputError(`createDataParallel: workers = ${workers} must be a positive integer`);
   }
