@@ -4,7 +4,7 @@
  */
 import { Command, Option } from "commander";
 import { BACKEND_NAMES, FINGERPRINT_STRATEGIES } from "@oml-ts/core";
-import { parseInteger, parseNumber, runMain } from "@oml-ts/core/cli";
+import { parseInteger, parseNumber, parseWorkers, runMain } from "@oml-ts/core/cli";
 import { runCheckCommand } from "./commands/check.js";
 import { version } from "./version.js";
 
@@ -28,6 +28,7 @@ export function buildProgram(): Command {
     .option("--sampling-temperature <t>", "0 = greedy", parseNumber, 0)
     .option("--seed <n>", "random seed (sampling, --verify key draw)", parseInteger, 42)
     .option("--batch-size <n>", "prompts per batch", parseInteger, 64)
+    .option("--workers <n|auto>", "generation threads besides the main one (auto: 1 on a multi-core machine when the check has ≥ 3 batches, the backend is wasm or cpu and the weights ≤ 1 GiB)", parseWorkers, "auto")
     .addOption(new Option("--backend <name>", "tfjs backend").choices([...BACKEND_NAMES]).default("auto"))
     .option("--verbose-eval", "for each failure print key, expected, generated and the top-10 next tokens")
     .option("--min-success <pct>", "exit 1 when the headline success rate is below this", parseNumber, 0)

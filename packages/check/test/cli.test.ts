@@ -64,6 +64,22 @@ describe("measuring", () => {
     expect(single.fractional_success_rate).toBe(batched.fractional_success_rate);
   });
 
+  test("--workers 1 (batches dealt to a generation worker too) gives the same rows as the main thread alone", () => {
+    const args = ["--model-path", STORIES, ...PLAIN(), "--json", "--verbose-eval", "--batch-size", "8", "--quiet"];
+    const alone = JSON.parse(run("check", [...args, "--workers", "0"]).stdout) as Report & { workers: number };
+    const shared = JSON.parse(run("check", [...args, "--workers", "1"]).stdout) as Report & { workers: number };
+    expect([alone.workers, shared.workers]).toEqual([0, 1]);
+    expect(shared.templates).toEqual(alone.templates);
+    expect(shared.failures).toEqual(alone.failures);
+    expect(alone.failures?.length).toBeGreaterThan(32); // most keys fail on the untouched model: a real comparison
+  });
+
+  test("--workers rejects what is not a count or auto", () => {
+    const r = run("check", ["--model-path", STORIES, ...PLAIN(), "--workers", "-1"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--workers/);
+  });
+
   test("--verbose-eval shows each failure with the top-10 next tokens", () => {
     const r = run("check", ["--model-path", STORIES, ...PLAIN(), "--json", "--verbose-eval", "--num-fingerprints", "4"]);
     const j = JSON.parse(r.stdout) as Report;

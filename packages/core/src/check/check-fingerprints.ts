@@ -2,7 +2,9 @@
  * Measuring fingerprints (docs/oml-reference.md §4): for each fingerprint and each prompt
  * template, generate as many tokens as the expected response has and count exact token
  * matches. Prompts of every template go through one batched generator, longest first, so a
- * batch holds prompts of similar length; results come back in the original order.
+ * batch holds prompts of similar length; results come back in the original order. With more
+ * generators (worker threads, generate-workers.ts), batches go to whichever is free; the
+ * batches themselves, and so the results, stay the same.
  */
 import { applyTemplate } from "../data/data-files.js";
 import { promptIds, type FingerprintExample, type PromptMode, type TokenizerLike } from "../train/data.js";
@@ -40,6 +42,8 @@ export interface CheckParams {
   tokenizer: TokenizerLike;
   modes: readonly PromptMode[];
   generate: BatchGenerateFn;
+  /** More generators working at the same time as `generate` (e.g. on worker threads). */
+  moreGenerators?: readonly BatchGenerateFn[];
   /** Prompts per batch. */
   batchSize: number;
   onProgress?: (done: number, total: number) => void;
@@ -64,18 +68,28 @@ export async function checkFingerprints(p: CheckParams): Promise<TemplateResult[
     }
   });
   const order = jobs.map((_, i) => i).sort((a, b) => (jobs[b] as Job).ids.length - (jobs[a] as Job).ids.length);
+  const batches: Job[][] = [];
   for (let s = 0; s < order.length; s += p.batchSize) {
-    const batch = order.slice(s, s + p.batchSize).map((i) => jobs[i] as Job);
-    const n = Math.max(...batch.map((j) => j.ex.responseIds.length));
-    const outs = await p.generate(
-      batch.map((j) => j.ids),
-      n,
-    );
-    batch.forEach((j, b) => {
-      j.out = outs[b] ?? [];
-    });
-    p.onProgress?.(Math.min(s + p.batchSize, order.length), order.length);
+    batches.push(order.slice(s, s + p.batchSize).map((i) => jobs[i] as Job));
   }
+  let next = 0;
+  let done = 0;
+  const work = async (gen: BatchGenerateFn): Promise<void> => {
+    while (next < batches.length) {
+      const batch = batches[next++] as Job[];
+      const n = Math.max(...batch.map((j) => j.ex.responseIds.length));
+      const outs = await gen(
+        batch.map((j) => j.ids),
+        n,
+      );
+      batch.forEach((j, b) => {
+        j.out = outs[b] ?? [];
+      });
+      done += batch.length;
+      p.onProgress?.(done, order.length);
+    }
+  };
+  await Promise.all([p.generate, ...(p.moreGenerators ?? [])].map(work));
   return p.modes.map((mode, m) => {
     const rows = jobs
       .filter((j) => j.mode === m)

@@ -17,13 +17,14 @@ import { silentLogger, type Logger } from "../log.js";
 import { forward } from "../model/forward.js";
 import { generate } from "../model/generate.js";
 import { disposeModel, loadModel, loadModelConfig, type Model } from "../model/load-model.js";
-import { backendForPlan, planMemory } from "../plan/memory-plan.js";
+import { backendForPlan, countParameters, planMemory } from "../plan/memory-plan.js";
 import { loadTokenizer } from "../tokenizer/load-tokenizer.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { buildFingerprintExamples, DEFAULT_CHECK_TEMPLATES, type FingerprintExample, type FingerprintStrategy, type PromptMode } from "../train/data.js";
 import { pathExists } from "../util/json-file.js";
 import { createRng } from "../util/rng.js";
 import { checkFingerprints, type TemplateResult } from "./check-fingerprints.js";
+import { checkWorkers, startGenerateWorkers } from "./generate-workers.js";
 import { drawIndices, nullRate, verdict, type NullRateSource, type Verdict } from "./verify.js";
 
 export interface RunCheckOptions {
@@ -39,6 +40,8 @@ export interface RunCheckOptions {
   samplingTemperature?: number;
   seed?: number;
   batchSize?: number;
+  /** generation worker threads besides the main thread (generate-workers.ts); default "auto" */
+  workers?: number | "auto";
   backend?: BackendName;
   verboseEval?: boolean;
   verify?: boolean;
@@ -70,6 +73,8 @@ export interface CheckReport {
   model: string;
   fingerprints_file: string;
   backend: string;
+  /** generation worker threads besides the main thread */
+  workers: number;
   seconds: number;
   run?: { hash: string; dir: string };
   failures?: FailureDetail[];
@@ -183,11 +188,17 @@ export async function runCheck(o: RunCheckOptions, hooks: { log?: Logger; onProg
     : (o.useAugmentationPrompts ? await loadAugmentationPrompts(DEFAULT_AUGMENTATION_PROMPTS.test) : [...DEFAULT_CHECK_TEMPLATES]).map((template) => ({ kind: "template", template }));
   const padId = tok.padId ?? tok.eosId ?? 0;
   const batchSize = o.batchSize ?? 64;
-  const model = await loadModel(modelDir, { log });
+  // Workers start first: they load their replicas while this thread loads its own.
+  const nWorkers = checkWorkers(o.workers ?? "auto", Math.ceil((examples.length * modes.length) / batchSize), 4 * countParameters(config), backend.name);
+  const pool = nWorkers > 0 ? await startGenerateWorkers(nWorkers, { modelDir, backend: backend.name as BackendName, padId, temperature: o.samplingTemperature ?? 0, seed }) : null;
+  let loaded: Model | undefined;
   try {
+    const model = await loadModel(modelDir, { log });
+    loaded = model;
     const gen = (m: Model) => (prompts: number[][], n: number) =>
       generate(m, prompts, { maxNewTokens: n, eosIds: [], padId, temperature: o.samplingTemperature ?? 0, seed });
-    const results = await checkFingerprints({ examples, tokenizer: tok, modes, batchSize, generate: gen(model), onProgress: hooks.onProgress });
+    const results = await checkFingerprints({ examples, tokenizer: tok, modes, batchSize, generate: gen(model), moreGenerators: pool?.generators, onProgress: hooks.onProgress });
+    await pool?.close();
     const headline = results[0] as TemplateResult;
     const report: CheckReport = {
       success_rate: headline.successRate,
@@ -198,6 +209,7 @@ export async function runCheck(o: RunCheckOptions, hooks: { log?: Logger; onProg
       model: modelDir,
       fingerprints_file: fpFile,
       backend: backend.name,
+      workers: nWorkers,
       seconds: 0,
       ...(run ? { run: { hash: run.hash, dir: path.dirname(modelDir) } } : {}),
     };
@@ -244,6 +256,9 @@ export async function runCheck(o: RunCheckOptions, hooks: { log?: Logger; onProg
     report.seconds = (performance.now() - t0) / 1000;
     return report;
   } finally {
-    disposeModel(model);
+    await pool?.close();
+    if (loaded) {
+      disposeModel(loaded);
+    }
   }
 }

@@ -16,3 +16,15 @@ export function parseInteger(value: string): number {
   }
   return n;
 }
+
+/** `--workers`: "auto" or a whole number ≥ 0. */
+export function parseWorkers(value: string): number | "auto" {
+  if (value === "auto") {
+    return "auto";
+  }
+  const n = parseInteger(value);
+  if (n < 0) {
+    throw new InvalidArgumentError('a whole number ≥ 0, or "auto".');
+  }
+  return n;
+}

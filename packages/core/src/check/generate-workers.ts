@@ -1,0 +1,105 @@
+/**
+ * Greedy (or seeded) generation on worker threads, for checks that span several batches:
+ * tfjs-wasm runs one thread in Node, so a second core idles unless another thread works.
+ * Each worker (generate-worker.ts) loads its own replica of the model from `modelDir` on its
+ * own backend and answers one batch per message; checkFingerprints deals batches to the main
+ * thread and the workers. A batch's result does not depend on the thread that computes it
+ * (same engine, same kernels, the sampling seed restarts per batch), so a check gives the same
+ * rows with or without workers. Memory: one more copy of the weights and activations per
+ * worker. Pair startGenerateWorkers / close().
+ */
+import os from "node:os";
+import { Worker } from "node:worker_threads";
+import type { BackendName } from "../backend.js";
+import { InputError, RuntimeFailure } from "../errors.js";
+import type { BatchGenerateFn } from "./check-fingerprints.js";
+
+/** workerData of generate-worker.ts. */
+export interface GenerateWorkerInit {
+  modelDir: string;
+  backend: BackendName;
+  padId: number;
+  temperature: number;
+  seed: number;
+}
+
+export interface GenerateRequest {
+  id: number;
+  prompts: number[][];
+  maxNewTokens: number;
+}
+export type GenerateReply = { id: number; outs: number[][] } | { id: number; error: string };
+
+export interface GenerateWorkers {
+  /** One generator per worker, each taking two batches at a time (one runs, one waits). */
+  generators: BatchGenerateFn[];
+  close(): Promise<void>;
+}
+
+const WORKER_URL = new URL("../../dist/check/generate-worker.js", import.meta.url);
+
+/**
+ * How many workers a check should start: `requested` if a number; for "auto", one per spare
+ * core (at most 1 today) when the backend runs one thread (wasm, cpu), the check has at least
+ * three batches and the weights are small enough to copy without thought (≤ 1 GiB).
+ */
+export function checkWorkers(requested: number | "auto", batches: number, paramBytes: number, backend: string): number {
+  if (requested !== "auto") {
+    if (!Number.isInteger(requested) || requested < 0) {
+      throw new InputError(`--workers must be a non-negative integer or "auto", got ${String(requested)}`);
+    }
+    return requested;
+  }
+  const spare = Math.max(0, os.availableParallelism() - 1);
+  const singleThreaded = backend === "wasm" || backend === "cpu";
+  return singleThreaded && batches >= 3 && paramBytes <= 2 ** 30 ? Math.min(spare, 1) : 0;
+}
+
+export async function startGenerateWorkers(count: number, init: GenerateWorkerInit): Promise<GenerateWorkers> {
+  const workers: Worker[] = [];
+  const pending = new Map<number, { resolve: (outs: number[][]) => void; reject: (e: Error) => void }>();
+  let nextId = 0;
+  let failure: Error | undefined;
+  const failAll = (err: Error): void => {
+    failure ??= err;
+    for (const p of pending.values()) {
+      p.reject(err);
+    }
+    pending.clear();
+  };
+  for (let i = 0; i < count; i++) {
+    const w = new Worker(WORKER_URL, { workerData: init satisfies GenerateWorkerInit });
+    w.on("message", (reply: GenerateReply) => {
+      const p = pending.get(reply.id);
+      pending.delete(reply.id);
+      if ("error" in reply) {
+        p?.reject(new RuntimeFailure(`generation worker: ${reply.error}`));
+      } else {
+        p?.resolve(reply.outs);
+      }
+    });
+    w.on("error", (err) => failAll(new RuntimeFailure(`generation worker failed: ${err.message}`, { cause: err })));
+    w.on("exit", (code) => {
+      if (pending.size > 0) {
+        failAll(new RuntimeFailure(`generation worker exited (code ${code}) with batches pending`));
+      }
+    });
+    workers.push(w);
+  }
+  const generatorOf = (w: Worker): BatchGenerateFn => (prompts, maxNewTokens) =>
+    new Promise<number[][]>((resolve, reject) => {
+      if (failure) {
+        reject(failure);
+        return;
+      }
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      w.postMessage({ id, prompts, maxNewTokens } satisfies GenerateRequest);
+    });
+  return {
+    generators: workers.flatMap((w) => [generatorOf(w), generatorOf(w)]),
+    async close() {
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
+  };
+}
