@@ -36,8 +36,26 @@ export function loadGradients(): Promise<unknown> {
   return gradientsLoaded;
 }
 
+const NATIVE_TENSORFLOW_PACKAGES = ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"] as const;
+
+/**
+ * The native tensorflow package `auto` would start (tfjs-node-gpu first), without making it
+ * the current backend; undefined when neither loads. For plans (`oml-finetune --dry-run`).
+ */
+export async function nativeTensorflowPackage(log: Logger = silentLogger): Promise<string | undefined> {
+  for (const pkg of NATIVE_TENSORFLOW_PACKAGES) {
+    try {
+      await import(pkg);
+      return pkg;
+    } catch (err) {
+      log.debug({ pkg, err: String(err).split("\n")[0] }, "native tensorflow unavailable");
+    }
+  }
+  return undefined;
+}
+
 async function tryNativeTensorflow(log: Logger): Promise<string | undefined> {
-  for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+  for (const pkg of NATIVE_TENSORFLOW_PACKAGES) {
     try {
       await import(pkg);
       if (await tf.setBackend("tensorflow")) {

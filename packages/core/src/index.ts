@@ -30,6 +30,7 @@ export * from "./check/verify.js";
 export * from "./check/check-fingerprints.js";
 export * from "./finetune/finetune-options.js";
 export * from "./finetune/run-finetune.js";
+export * from "./finetune/finetune-plan.js";
 export * from "./finetune/results-dir.js";
 export * from "./finetune/train-fingerprints.js";
 export * from "./check/run-check.js";

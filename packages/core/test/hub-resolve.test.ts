@@ -310,6 +310,34 @@ describe("resolveModelDir from the Hub", () => {
     expect(await resolveModelDir("tiny-org/tiny-llama", opts({ hubUrl: url }))).toBe(dir);
   });
 
+  it("configOnly (a memory plan) downloads config.json alone; a full resolve later adds the rest", async () => {
+    hub = await startFakeHub({ "tiny-org/tiny-llama": tinyRepo() });
+    const dir = await resolveModelDir("tiny-org/tiny-llama", opts({ configOnly: true }));
+    expect(dir).toBe(path.join(blobDir("tiny-org/tiny-llama"), "snapshots", SHA));
+    expect(await readdir(dir)).toEqual(["config.json"]);
+    expect(fileRequests(hub).map((r) => path.basename(r.url))).toEqual(["config.json"]);
+
+    // Offline, a snapshot with config.json does for a plan, not for a run.
+    process.env["HF_HUB_OFFLINE"] = "1";
+    expect(await resolveModelDir("tiny-org/tiny-llama", opts({ configOnly: true }))).toBe(dir);
+    const err = await expectError(resolveModelDir("tiny-org/tiny-llama", opts()));
+    expect((err as HubModelError).reason).toBe("not-cached");
+    delete process.env["HF_HUB_OFFLINE"];
+
+    expect(await resolveModelDir("tiny-org/tiny-llama", opts())).toBe(dir);
+    expect(fileRequests(hub).filter((r) => r.url.endsWith("/config.json")).length).toBe(1);
+    expect((await readdir(dir)).sort()).toContain("model.safetensors");
+  });
+
+  it("configOnly still refuses a repo without usable weights", async () => {
+    const repo = tinyRepo();
+    delete repo.files["model.safetensors"];
+    hub = await startFakeHub({ "tiny-org/bin-only": repo });
+    const err = await expectError(resolveModelDir("tiny-org/bin-only", opts({ configOnly: true })));
+    expect((err as HubModelError).reason).toBe("no-safetensors");
+    expect(fileRequests(hub)).toEqual([]);
+  });
+
   it("HF_HUB_OFFLINE=1 uses the cache without a request, and says so when nothing is cached", async () => {
     hub = await startFakeHub({ "tiny-org/tiny-llama": tinyRepo() });
     const dir = await resolveModelDir("tiny-org/tiny-llama", opts());

@@ -72,6 +72,8 @@ export function buildProgram(): Command {
     .option("--train-past-success", "keep training after every fingerprint answers, until --early-stop-loss or the last epoch (deeper fingerprints)")
     .option("--resume", "continue an interrupted run from its last epoch checkpoint")
     .option("--force", "redo a run whose result already exists")
+    .option("--dry-run", "print the memory plan (parameters, bytes per part, the backend chosen, whether it fits) and exit: reads config.json only, loads no weights, writes nothing")
+    .option("--json", "with --dry-run: print the plan as one JSON object")
     .option("--log-file <file>", "also write JSON log lines to this file")
     .option("-q, --quiet", "only warnings and errors on stderr")
     .option("--debug", "print stacks with errors")

@@ -8,12 +8,11 @@ import { appendFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backend.js";
-import { backendForPlan, formatBytes, planMemory } from "../plan/memory-plan.js";
+import { backendForPlan, formatBytes } from "../plan/memory-plan.js";
 import type { TemplateResult } from "../check/check-fingerprints.js";
 import { DEFAULT_AUGMENTATION_PROMPTS, loadAugmentationPrompts, loadWordList } from "../data/data-files.js";
 import { InputError, RuntimeFailure } from "../errors.js";
 import { readFingerprints } from "../fingerprints/io.js";
-import { resolveFirstAvailable, resolveModelDir } from "../hub/index.js";
 import { silentLogger, type Logger } from "../log.js";
 import { disposeModel, loadModel, loadModelConfig, type Model } from "../model/load-model.js";
 import { saveModel } from "../model/save-model.js";
@@ -27,9 +26,9 @@ import { AdamW } from "../train/adamw.js";
 import { snapshotWeights } from "../train/averaging.js";
 import { DEFAULT_CHECK_TEMPLATES, type PromptMode } from "../train/data.js";
 import { writeFileAtomic } from "../util/json-file.js";
-import { formatFlagPath, formatZodError } from "../util/zod-issues.js";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint.js";
-import { familyHubIds, FinetuneOptionsSchema, type FinetuneOptions, type FinetuneOptionsInput } from "./finetune-options.js";
+import type { FinetuneOptionsInput } from "./finetune-options.js";
+import { finetuneMemoryPlan, parseFinetuneOptions, planAugmentationTemplates, resolveFinetuneModel } from "./finetune-plan.js";
 import { augmentationSummary, checkWith, measureHeldout, summarizeTemplates, summaryLine, type FinetuneSummary } from "./finetune-summary.js";
 import { prepareFingerprintTask, prepareSftTask, type PreparedTask } from "./prepare-task.js";
 import { isComplete, modelContentHash, openPartial, publishRun, runHash, runPaths, sha256File } from "./results-dir.js";
@@ -56,22 +55,6 @@ export interface FinetuneResult {
   summary?: FinetuneSummary;
 }
 
-export function parseFinetuneOptions(input: FinetuneOptionsInput): FinetuneOptions {
-  const parsed = FinetuneOptionsSchema.safeParse(input);
-  if (!parsed.success) {
-    throw new InputError(formatZodError(parsed.error, formatFlagPath));
-  }
-  return parsed.data;
-}
-
-async function resolveModel(o: FinetuneOptions, log: Logger): Promise<{ dir: string; source: string }> {
-  if (o.modelPath) {
-    return { dir: await resolveModelDir(o.modelPath, { log }), source: o.modelPath };
-  }
-  const r = await resolveFirstAvailable(familyHubIds(o.modelFamily, o.modelSize), { log });
-  return { dir: r.dir, source: r.id };
-}
-
 /** Fine-tune fingerprints (or, with `sftData`, ordinary data) into a model; returns the result directory. */
 export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks = {}): Promise<FinetuneResult> {
   const t0 = performance.now();
@@ -85,7 +68,7 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
   const evalTextFile = o.evalText ? path.resolve(o.evalText) : undefined;
   // Read the data first: a bad file fails before anything is loaded or written.
   const data = run.mode === "sft" ? { records: await readSftData(dataFile) } : { fingerprints: await readFingerprints(dataFile) };
-  const model = await resolveModel(o, log);
+  const model = await resolveFinetuneModel(o, { log });
   const sha = async (f: string): Promise<string> => {
     try {
       return await sha256File(f);
@@ -107,13 +90,16 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
     return { dir: paths.final, hash, skipped: true };
   }
 
-  // Plan memory before any weight loads: a model that cannot fit wasm's 4 GiB heap is a clear
-  // error with --backend wasm, and moves to cpu with --backend auto.
+  // Plan memory before any weight loads (as `--dry-run` prints it): a model that cannot fit
+  // wasm's 4 GiB heap is a clear error with --backend wasm, and moves to cpu with --backend auto.
   const { config: modelConfig } = await loadModelConfig(model.dir);
-  const plan = planMemory(modelConfig, { mode: "train", batchSize: o.batchSize, seqLen: run.mode === "sft" ? o.sftMaxLength : 64, anchor: run.lambda > 0 });
+  const { rows, memory: plan } = finetuneMemoryPlan(o, run, modelConfig, { sftRecords: data.records, augmentationTemplates: await planAugmentationTemplates(o) });
   const choice = backendForPlan(o.backend, plan);
   const backend = await initBackend(choice.backend, log, { allowWasm: choice.allowWasm });
-  log.info({ parameters: plan.parameters, tfjsHeap: formatBytes(plan.bytes.tfjsHeap), total: formatBytes(plan.bytes.total) }, "memory plan");
+  log.info(
+    { parameters: plan.parameters, rows: `${rows.batchSize} × ${rows.seqLen}`, tfjsHeap: formatBytes(plan.bytes.tfjsHeap), total: formatBytes(plan.bytes.total) },
+    "memory plan",
+  );
   emit({ type: "phase", phase: "load", detail: model.dir });
   const tok: Tokenizer = await loadTokenizer(model.dir);
   const loaded: Model = await loadModel(model.dir, { log });

@@ -19,7 +19,7 @@ import { downloadBlob, isNetworkError } from "./download-blob.js";
 import { fileSize, hubCacheDir, isCompleteSnapshot, isFile, linkBlob, readRef, repoCacheDir, snapshotDir, writeRef } from "./hub-cache.js";
 import { parseHubId, type HubId } from "./hub-id.js";
 import { HubModelError, hubHttpError, type HubModelErrorReason } from "./hub-model-error.js";
-import { parseIndexShards, planModelFiles, type RemoteFile } from "./model-file-plan.js";
+import { parseIndexShards, planModelFiles, REQUIRED_FILE, type RemoteFile } from "./model-file-plan.js";
 
 /** Bytes of one file on disk so far; `loaded === total` when it is done (or was cached). */
 export interface DownloadProgress {
@@ -49,6 +49,12 @@ export interface ResolveModelOptions {
   retries?: number;
   /** Delay before the first retry, doubled for each next one (default 1000 ms). */
   retryDelayMs?: number;
+  /**
+   * Only config.json is needed (a memory plan): a hub id downloads just config.json (after
+   * checking the repo has usable weights), and a cached snapshot with config.json is enough.
+   * The directory returned may then hold no weights.
+   */
+  configOnly?: boolean;
 }
 
 const DEFAULT_HUB_URL = "https://huggingface.co";
@@ -129,12 +135,13 @@ interface HubContext {
 async function hubModelDir(label: string, id: HubId, opts: ResolveModelOptions): Promise<string> {
   const log = opts.log ?? silentLogger;
   const repoDir = repoCacheDir(hubCacheDir(opts.cacheDir), id.repo);
+  const usable = opts.configOnly ? (dir: string) => isFile(path.join(dir, REQUIRED_FILE)) : isCompleteSnapshot;
   if (opts.offline ?? isTrue(process.env["HF_HUB_OFFLINE"])) {
     log.debug({ model: label }, "offline mode: using the cache");
-    return cachedSnapshot(label, id, repoDir, { offline: true });
+    return cachedSnapshot(label, id, repoDir, { offline: true, usable });
   }
   // A commit already complete in the cache cannot change: no request at all (as huggingface_hub).
-  if (REGEX_COMMIT_HASH.test(id.revision) && (await isCompleteSnapshot(snapshotDir(repoDir, id.revision)))) {
+  if (REGEX_COMMIT_HASH.test(id.revision) && (await usable(snapshotDir(repoDir, id.revision)))) {
     return snapshotDir(repoDir, id.revision);
   }
   const token = opts.token ?? (process.env["HF_TOKEN"] || undefined);
@@ -168,12 +175,12 @@ async function hubModelDir(label: string, id: HubId, opts: ResolveModelOptions):
   } catch (err) {
     if (isNetworkError(err) || (err instanceof HubApiError && err.statusCode >= 500)) {
       log.warn({ model: label, err: err instanceof Error ? err.message : String(err) }, "the Hub is unreachable; using the cache");
-      return cachedSnapshot(label, id, repoDir, { offline: false, cause: err });
+      return cachedSnapshot(label, id, repoDir, { offline: false, cause: err, usable });
     }
     throw toCoreError(err, ctx);
   }
   log.info({ model: label, commit }, "resolved hub model");
-  const dir = await downloadSnapshot(ctx, commit, entries);
+  const dir = opts.configOnly ? await downloadConfig(ctx, commit, entries) : await downloadSnapshot(ctx, commit, entries);
   await writeRef(repoDir, id.revision, commit);
   return dir;
 }
@@ -218,6 +225,13 @@ async function downloadSnapshot(ctx: HubContext, commit: string, entries: ListFi
     await ensureFile(ctx, commit, file);
   }
   return snapshot;
+}
+
+/** Only config.json of `commit` (planModelFiles still refuses a repo without usable weights). */
+async function downloadConfig(ctx: HubContext, commit: string, entries: ListFileEntry[]): Promise<string> {
+  const [config] = planModelFiles(entries, ctx.label).metadata;
+  await ensureFile(ctx, commit, config as RemoteFile);
+  return snapshotDir(ctx.repoDir, commit);
 }
 
 /** Put `file` into `snapshots/<commit>/`, downloading its blob unless the cache has it. */
@@ -266,10 +280,10 @@ function toCoreError(err: unknown, ctx: HubContext): CoreError {
   return new RuntimeFailure(`${ctx.label}: unexpected answer from the Hub (${err instanceof Error ? err.message : String(err)})`, { cause: err });
 }
 
-/** The complete cached snapshot of `id.revision`, or the "not in the local cache" error. */
-async function cachedSnapshot(label: string, id: HubId, repoDir: string, why: { offline: boolean; cause?: unknown }): Promise<string> {
+/** The usable (complete, or with `configOnly` holding config.json) cached snapshot of `id.revision`, or the "not in the local cache" error. */
+async function cachedSnapshot(label: string, id: HubId, repoDir: string, why: { offline: boolean; cause?: unknown; usable: (dir: string) => Promise<boolean> }): Promise<string> {
   const commit = await readRef(repoDir, id.revision);
-  if (commit !== undefined && (await isCompleteSnapshot(snapshotDir(repoDir, commit)))) {
+  if (commit !== undefined && (await why.usable(snapshotDir(repoDir, commit)))) {
     return snapshotDir(repoDir, commit);
   }
   throw new HubModelError(`${label}: not in the local cache and the Hub is unreachable; pass --model-path to a local directory`, {

@@ -13,11 +13,23 @@ describe("memory plan", () => {
     expect(countParameters(stories)).toBe(260_032);
   });
 
-  test("training bytes: 4 B weights + 8 B grads (step + accumulator) + 8 B AdamW + 4 B anchor + 4 B best per parameter", () => {
+  test("training bytes: 4 B weights + 4 B base weights + 8 B grads (step + accumulator) + 8 B AdamW + 4 B anchor + 4 B best per parameter", () => {
     const p = planMemory(stories, { mode: "train", batchSize: 1, seqLen: 1, anchor: true });
     expect(p.bytes.weights).toBe(4 * 260_032);
+    expect(p.bytes.base).toBe(4 * 260_032);
     expect(p.bytes.gradients + p.bytes.optimizer + p.bytes.anchor + p.bytes.best).toBe(24 * 260_032);
+    expect(p.bytes.tfjsHeap).toBe(16 * 260_032 + p.bytes.activations);
+    expect(p.bytes.total).toBe(32 * 260_032 + p.bytes.activations);
     expect(p.fitsWasm).toBe(true);
+  });
+
+  test("a second forward in the step adds its activations; KL targets count outside the heap", () => {
+    const one = planMemory(stories, { mode: "train", batchSize: 8, seqLen: 18 });
+    const other = planMemory(stories, { mode: "train", batchSize: 3, seqLen: 51 });
+    const both = planMemory(stories, { mode: "train", batchSize: 8, seqLen: 18, second: { batchSize: 3, seqLen: 51 }, klTargetBytes: 1000 });
+    expect(both.bytes.activations).toBe(one.bytes.activations + other.bytes.activations);
+    expect(both.bytes.klTargets).toBe(1000);
+    expect(both.bytes.total - both.bytes.tfjsHeap).toBe(one.bytes.total - one.bytes.tfjsHeap + 1000);
   });
 
   test("an 8B-class model does not fit wasm: explicit wasm is an error, auto avoids wasm", () => {

@@ -2,14 +2,17 @@
  * How much memory a model needs before any weight loads, and whether it fits the backend.
  *
  * Where the bytes live in our engine (all float32):
- * - tfjs heap (the wasm backend's is capped at 4 GiB, 32-bit addresses): weights; while
- *   training also the gradients, the gradient accumulator and the activations kept for the
- *   backward pass.
+ * - tfjs heap (the wasm backend's is capped at 4 GiB, 32-bit addresses; the GPU's memory with
+ *   tfjs-node-gpu): weights; while training also the base model's weights (the trained
+ *   variables get new tensors at the first optimizer step, and the loaded ones stay for the
+ *   held-out measurement), the gradients, the gradient accumulator and the activations kept
+ *   for the backward pass.
  * - JS heap, outside tfjs: AdamW's two moments (train/adamw.ts keeps them in Float32Arrays),
- *   the averaging anchor w0 (train/averaging.ts) and the best weights seen.
- * Activations are an estimate (per layer: the residual stream, q/k/v/attention output, the
- * attention scores and probabilities, the MLP's three intermediate tensors; plus the logits
- * and their softmax), good to a small factor, which is what deciding "fits or not" needs.
+ *   the averaging anchor w0 (train/averaging.ts), the best weights seen and the benign rows'
+ *   KL targets.
+ * Activations are an estimate (activationBytes): for training, fitted to measured peaks of
+ * Llama-shaped models within 5%; for inference, good to a small factor. Either is what deciding
+ * "fits or not" needs.
  */
 import { WASM_HEAP_LIMIT_BYTES, type BackendName } from "../backend.js";
 import { BackendError } from "../errors.js";
@@ -24,6 +27,10 @@ export interface MemoryPlanParams {
   seqLen: number;
   /** keep the averaging anchor w0 (training with forgetting strength > 0) */
   anchor?: boolean;
+  /** a second forward in the same training step (the benign rows), whose activations are kept too */
+  second?: { batchSize: number; seqLen: number };
+  /** bytes kept outside tfjs for the benign rows' KL targets */
+  klTargetBytes?: number;
 }
 
 export interface MemoryPlan {
@@ -31,11 +38,14 @@ export interface MemoryPlan {
   mode: MemoryPlanParams["mode"];
   bytes: {
     weights: number;
+    /** training: the base model's weights, kept beside the trained ones */
+    base: number;
     gradients: number;
     optimizer: number;
     anchor: number;
     best: number;
     activations: number;
+    klTargets: number;
     /** what the tfjs backend holds (the part the wasm cap applies to) */
     tfjsHeap: number;
     total: number;
@@ -51,13 +61,24 @@ export function countParameters(config: ModelConfig): number {
     .reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
 }
 
-/** Bytes of activations one forward (train: kept for backward) of B × T tokens holds. */
+/**
+ * Bytes of activations one forward of B × T tokens holds.
+ * - train (kept for the backward pass, and the backward's own transients): fitted to the peak
+ *   of live tfjs buffers during one forward + backward, less one set of gradients
+ *   (bench/plan-activations.mjs: five Llama shapes × four batch shapes on wasm, within 5%):
+ *   per layer 6 × B·T·(4h + (nH + 2·nKV)·hd + 3·I) + 7 × B·nH·T² floats (the attention
+ *   scores, masked, softmaxed, and their gradients), + 3 × B·T·V (logits, their softmax and
+ *   gradient), + 2 × V·h with tied embeddings (the transposed embedding and its gradient).
+ * - infer: one layer's tensors at a time (each is freed after it), plus the logits.
+ */
 function activationBytes(c: ModelConfig, B: number, T: number, mode: MemoryPlanParams["mode"]): number {
   const tokens = B * T;
-  const perLayer = tokens * (4 * c.hidden + (c.nHeads + 2 * c.nKvHeads) * c.headDim + 3 * c.intermediate) + 2 * B * c.nHeads * T * T;
-  const logits = tokens * c.vocabSize * (mode === "train" ? 3 : 1);
-  const layers = mode === "train" ? c.nLayers : 1; // inference frees each layer's tensors
-  return 4 * (perLayer * layers + logits);
+  const linear = tokens * (4 * c.hidden + (c.nHeads + 2 * c.nKvHeads) * c.headDim + 3 * c.intermediate);
+  const attention = B * c.nHeads * T * T;
+  if (mode === "train") {
+    return 4 * ((6 * linear + 7 * attention) * c.nLayers + 3 * tokens * c.vocabSize + (c.tieEmbeddings ? 2 * c.vocabSize * c.hidden : 0));
+  }
+  return 4 * (linear + 2 * attention + tokens * c.vocabSize);
 }
 
 export function planMemory(config: ModelConfig, p: MemoryPlanParams): MemoryPlan {
@@ -66,16 +87,18 @@ export function planMemory(config: ModelConfig, p: MemoryPlanParams): MemoryPlan
   const train = p.mode === "train";
   const bytes = {
     weights: w,
+    base: train ? w : 0,
     gradients: train ? 2 * w : 0, // this step's gradients + the accumulator
     optimizer: train ? 2 * w : 0,
     anchor: train && p.anchor ? w : 0,
     best: train ? w : 0,
-    activations: activationBytes(config, p.batchSize, p.seqLen, p.mode),
+    activations: activationBytes(config, p.batchSize, p.seqLen, p.mode) + (p.second ? activationBytes(config, p.second.batchSize, p.second.seqLen, p.mode) : 0),
+    klTargets: train ? (p.klTargetBytes ?? 0) : 0,
     tfjsHeap: 0,
     total: 0,
   };
-  bytes.tfjsHeap = bytes.weights + bytes.gradients + bytes.activations;
-  bytes.total = bytes.tfjsHeap + bytes.optimizer + bytes.anchor + bytes.best;
+  bytes.tfjsHeap = bytes.weights + bytes.base + bytes.gradients + bytes.activations;
+  bytes.total = bytes.tfjsHeap + bytes.optimizer + bytes.anchor + bytes.best + bytes.klTargets;
   return { parameters, mode: p.mode, bytes, fitsWasm: bytes.tfjsHeap <= 0.9 * WASM_HEAP_LIMIT_BYTES };
 }
 

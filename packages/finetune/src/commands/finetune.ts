@@ -1,28 +1,39 @@
 /** Glue between the parsed flags and core's finetune(). */
-import { finetune, summaryLine, type FinetuneOptionsInput } from "@oml-ts/core";
+import { finetune, InputError, summaryLine, type FinetuneOptionsInput } from "@oml-ts/core";
 import { createLogger, createProgress } from "@oml-ts/core/cli";
+import { runDryRun } from "./dry-run.js";
 
 export type FinetuneFlags = Omit<FinetuneOptionsInput, "fingerprintGenerationStrategy"> & {
   fingerprintGenerationStrategy?: string;
   logFile?: string;
   quiet?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
 };
 
 export async function runFinetuneCommand(flags: FinetuneFlags): Promise<void> {
-  const { logFile, quiet, ...rest } = flags;
+  const { logFile, quiet, dryRun, json, ...rest } = flags;
+  if (json && !dryRun) {
+    throw new InputError("--json goes with --dry-run (a run prints its result directory)", { hint: "add --dry-run, or drop --json" });
+  }
   const log = createLogger({ quiet, file: logFile });
+  const options: FinetuneOptionsInput = {
+    ...rest,
+    fingerprintGenerationStrategy: rest.fingerprintGenerationStrategy === "english_random_responses" ? "english_random_response" : (rest.fingerprintGenerationStrategy as FinetuneOptionsInput["fingerprintGenerationStrategy"]),
+    useAugmentationPrompts: Boolean(rest.useAugmentationPrompts),
+    keepEosInResponse: Boolean(rest.keepEosInResponse),
+    useChatTemplate: Boolean(rest.useChatTemplate),
+    resume: Boolean(rest.resume),
+    force: Boolean(rest.force),
+    trainPastSuccess: Boolean(rest.trainPastSuccess),
+  };
+  if (dryRun) {
+    await runDryRun(options, Boolean(json), log);
+    return;
+  }
   let progress = createProgress({ label: "epoch", log, quiet });
   const result = await finetune(
-    {
-      ...rest,
-      fingerprintGenerationStrategy: rest.fingerprintGenerationStrategy === "english_random_responses" ? "english_random_response" : (rest.fingerprintGenerationStrategy as FinetuneOptionsInput["fingerprintGenerationStrategy"]),
-      useAugmentationPrompts: Boolean(rest.useAugmentationPrompts),
-      keepEosInResponse: Boolean(rest.keepEosInResponse),
-      useChatTemplate: Boolean(rest.useChatTemplate),
-      resume: Boolean(rest.resume),
-      force: Boolean(rest.force),
-      trainPastSuccess: Boolean(rest.trainPastSuccess),
-    },
+    options,
     {
       log,
       onEvent: (e) => {
