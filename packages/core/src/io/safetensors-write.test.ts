@@ -120,6 +120,19 @@ describe("round trips", () => {
     // Compare bytes: toEqual on a million-element typed array takes seconds.
     expect(Buffer.from(back.buffer).equals(Buffer.from(data.buffer))).toBe(true);
   });
+
+  it("data given as a function is read once, right before its tensor is written (F32 and BF16)", async () => {
+    const calls: string[] = [];
+    const lazy = (name: string, xs: Float32Array) => (): Float32Array => (calls.push(name), xs);
+    const file = path.join(dir, "lazy.safetensors");
+    await writeSafetensors(file, new Map<string, TensorToWrite>([["b", { shape: [2], data: lazy("b", f32(3, 4)) }], ["a", { shape: [1, 2], data: lazy("a", f32(1, 2)) }]]));
+    expect(calls).toEqual(["a", "b"]); // in data order
+    const back = await readSafetensors(file);
+    expect([...(back.get("a")?.data ?? [])]).toEqual([1, 2]);
+    expect([...(back.get("b")?.data ?? [])]).toEqual([3, 4]);
+    await writeSafetensors(file, { w: { shape: [7], data: () => values } }, { dtype: "BF16" });
+    expect([...((await readSafetensors(file)).get("w")?.data ?? [])].slice(0, 2)).toEqual([1, 0.10009765625]);
+  });
 });
 
 describe("compatibility with a real file", () => {
@@ -158,6 +171,7 @@ describe("atomic writes and input checks", () => {
     await expect(writeSafetensors(file, { w: { shape: [-1], data: f32() } })).rejects.toThrow(InputError);
     await expect(writeSafetensors(file, { w: { shape: [1], dtype: "I32", ints: new Uint8Array(1) } })).rejects.toThrow(/ints is a Uint8Array but dtype is I32/);
     await expect(writeSafetensors(file, { __metadata__: { shape: [1], data: f32(1) } })).rejects.toThrow(/reserved/);
+    await expect(writeSafetensors(file, { "w.k": { shape: [2], data: () => f32(1) } })).rejects.toThrow(/tensor "w\.k": data has 1 values but shape \[2\] needs 2/);
     expect([...(await readSafetensors(file)).keys()]).toEqual(["a"]);
     expect(await readdir(sub)).toEqual(["x.safetensors"]);
   });

@@ -32,8 +32,13 @@ const MAX_WRITE_BYTES = 1024 * 1024 * 1024;
 /** One tensor to write. A `LoadedTensor` from `readSafetensors` is a valid `TensorToWrite`. */
 export interface TensorToWrite {
   shape: readonly number[];
-  /** float32 values, stored as the `dtype` option (default F32). Ignored when `ints` is given. */
-  data?: Float32Array;
+  /**
+   * float32 values, stored as the `dtype` option (default F32). Ignored when `ints` is given.
+   * A function is called once, right before this tensor is written, and its array must stay
+   * valid until the tensor is written: e.g. a view of a tensor in the wasm heap (no copy; valid
+   * while nothing allocates in that heap), so a model's weights are written without a copy.
+   */
+  data?: Float32Array | (() => Float32Array);
   /** Exact integer or bool values, stored as `dtype` (which must match the array type). */
   ints?: IntegerArray;
   /** Only used with `ints` (e.g. "I64", "BOOL"); float data always takes the `dtype` option. */
@@ -55,7 +60,7 @@ interface PlannedTensor {
   size: number;
   begin: number;
   end: number;
-  floats?: Float32Array;
+  floats?: Float32Array | (() => Float32Array);
   ints?: IntegerArray;
 }
 
@@ -74,6 +79,15 @@ const INT_ARRAY_OF: Partial<Record<SafetensorsDtype, new (n: number) => IntegerA
 /** Compare names as the Rust `String` order does: by UTF-8 bytes. */
 function compareUtf8(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}
+
+function checkFloats(where: string, data: unknown, size: number, shape: readonly number[]): asserts data is Float32Array {
+  if (!(data instanceof Float32Array)) {
+    throw new InputError(`${where}: data must be a Float32Array (or give ints with an integer dtype)`);
+  }
+  if (data.length !== size) {
+    throw new InputError(`${where}: data has ${data.length} values but shape [${shape.join(", ")}] needs ${size}`);
+  }
 }
 
 function planTensor(file: string, name: string, t: TensorToWrite, floatDtype: FloatDtype): Omit<PlannedTensor, "begin" | "end"> {
@@ -100,12 +114,10 @@ function planTensor(file: string, name: string, t: TensorToWrite, floatDtype: Fl
     }
     return { name, dtype, shape, size, ints: t.ints };
   }
-  if (!(t.data instanceof Float32Array)) {
-    throw new InputError(`${where}: data must be a Float32Array (or give ints with an integer dtype)`);
+  if (typeof t.data === "function") {
+    return { name, dtype: floatDtype, shape, size, floats: t.data }; // its length is checked when it is written
   }
-  if (t.data.length !== size) {
-    throw new InputError(`${where}: data has ${t.data.length} values but shape [${shape.join(", ")}] needs ${size}`);
-  }
+  checkFloats(where, t.data, size, shape);
   return { name, dtype: floatDtype, shape, size, floats: t.data };
 }
 
@@ -160,12 +172,13 @@ async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
   }
 }
 
-async function writeTensor(fh: FileHandle, t: PlannedTensor, chunk: Uint16Array): Promise<void> {
+async function writeTensor(file: string, fh: FileHandle, t: PlannedTensor, chunk: Uint16Array): Promise<void> {
   if (t.ints) {
     await writeAll(fh, new Uint8Array(t.ints.buffer, t.ints.byteOffset, t.ints.byteLength));
     return;
   }
-  const src = t.floats as Float32Array;
+  const src = typeof t.floats === "function" ? t.floats() : t.floats;
+  checkFloats(`${file}: tensor ${quoteName(t.name)}`, src, t.size, t.shape);
   if (t.dtype === "F32") {
     await writeAll(fh, new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
     return;
@@ -199,7 +212,7 @@ export async function writeSafetensors(
     await writeAll(fh, header);
     const chunk = new Uint16Array(CHUNK_ELEMENTS);
     for (const t of planned) {
-      await writeTensor(fh, t, chunk);
+      await writeTensor(file, fh, t, chunk);
     }
     await fh.sync();
     await fh.close();

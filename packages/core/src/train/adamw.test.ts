@@ -124,6 +124,24 @@ for (const backend of ["cpu", "wasm"] as const) {
       tf.dispose([w1, w2]);
     });
 
+    test("stateView and adoptState share the arrays (a checkpoint neither writes nor resumes through copies)", () => {
+      const steps: Array<[number[], number]> = [[[0.5, -1], 0.1], [[0.2, 0.3], 0.1], [[-0.7, 0.1], 0.05]];
+      const w1 = variable([1, 1]);
+      const unbroken = run(new AdamW(), w1, steps);
+      const w2 = variable([1, 1]);
+      const first = new AdamW();
+      run(first, w2, steps.slice(0, 2));
+      const view = first.stateView().get("w");
+      expect(view?.step).toBe(2);
+      const adopted = new Map([["w", { m: Float32Array.from(view?.m ?? []), v: Float32Array.from(view?.v ?? []), step: 2 }]]);
+      const second = new AdamW();
+      second.adoptState(adopted);
+      expect(second.stateView().get("w")?.m).toBe(adopted.get("w")?.m);
+      expect(run(second, w2, steps.slice(2))).toEqual(unbroken);
+      expect([...(adopted.get("w")?.m ?? [])]).toEqual([...(second.exportState().get("w")?.m ?? [])]); // updated in place
+      tf.dispose([w1, w2]);
+    });
+
     // cpu's kernel is the float64 JS loop the fallback runs: equal bits; wasm's is float32
     // SIMD in torch's operation order: within an ulp or two
     test("a backend without the update kernel gets the same result through dataSync", () => {

@@ -162,6 +162,10 @@ export class AdamW implements Optimizer {
    * checked against the parameters at the next step.
    */
   importState(state: Map<string, AdamWParamState>): void {
+    this.setState(state, true);
+  }
+
+  private setState(state: Map<string, AdamWParamState>, copy: boolean): void {
     const next = new Map<string, AdamWParamState>();
     for (const [name, s] of state) {
       if (s.m.length !== s.v.length || !Number.isInteger(s.step) || s.step < 0) {
@@ -169,9 +173,25 @@ export class AdamW implements Optimizer {
           hint: "the checkpoint's optimizer state is damaged; resume from another checkpoint or restart",
         });
       }
-      next.set(name, { m: s.m.slice(), v: s.v.slice(), step: s.step });
+      next.set(name, copy ? { m: s.m.slice(), v: s.v.slice(), step: s.step } : { m: s.m, v: s.v, step: s.step });
     }
     this.state = next;
+  }
+
+  /**
+   * The state itself, not a copy (a checkpoint writes it without doubling it in memory):
+   * read-only, and valid until the next step, import or dispose.
+   */
+  stateView(): ReadonlyMap<string, Readonly<AdamWParamState>> {
+    return this.state;
+  }
+
+  /**
+   * As importState, but takes the arrays of `state` as they are, without a copy (a resumed
+   * run's moments are not held twice): the caller must not use them afterwards.
+   */
+  adoptState(state: Map<string, AdamWParamState>): void {
+    this.setState(state, false);
   }
 
   /** Drop the state (it lives outside the tfjs heap: nothing to free there). */
