@@ -55,6 +55,21 @@ export interface FinetuneResult {
   summary?: FinetuneSummary;
 }
 
+/**
+ * The base model again after training (whose variables replaced its weights): from the
+ * averaging anchor w0 when the run keeps one, else from the model directory.
+ */
+async function baseModel(trained: Model, anchor: Map<string, Float32Array> | null, log: Logger): Promise<Model> {
+  if (!anchor) {
+    return loadModel(trained.dir, { log });
+  }
+  const weights = new Map<string, tf.Tensor>();
+  for (const [name, t] of trained.weights) {
+    weights.set(name, tf.tensor(anchor.get(name) as Float32Array, t.shape, "float32"));
+  }
+  return { ...trained, weights };
+}
+
 /** Fine-tune fingerprints (or, with `sftData`, ordinary data) into a model; returns the result directory. */
 export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks = {}): Promise<FinetuneResult> {
   const t0 = performance.now();
@@ -141,12 +156,20 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
     const trainLog = path.join(paths.partial, "train_log.jsonl");
 
     // Trainable weights as variables (unique names per run: tfjs variable names are global).
+    // A variable shares its initial tensor's memory; the loaded tensor is freed, so the model's
+    // weights are the variables from here on (the base model's outputs that are needed later
+    // were computed above, and the held-out measurement loads the base weights again).
     const checkpoint = o.resume ? await readCheckpoint(paths.partial) : null;
     const anchor = run.lambda > 0 ? snapshotWeights(loaded.weights) : null;
     const prefix = `oml/${hash}/${Date.now()}`;
     for (const [name, t] of loaded.weights) {
       const init = checkpoint?.weights.get(name);
-      vars.set(name, tf.variable(init ? tf.tensor(init, t.shape) : t, true, `${prefix}/${name}`));
+      const start = init ? tf.tensor(init, t.shape, "float32") : t;
+      const v = tf.variable(start, true, `${prefix}/${name}`);
+      vars.set(name, v);
+      loaded.weights.set(name, v);
+      tf.dispose(init ? [start, t] : t);
+      checkpoint?.weights.delete(name);
     }
     let resume = null;
     if (checkpoint) {
@@ -194,9 +217,11 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
       },
     });
 
-    // Save the best weights seen, then check and measure them.
+    // Save the best weights seen, then check them and measure them against the base model,
+    // whose weights are loaded again for that.
     emit({ type: "phase", phase: "save" });
     const bestTensors = new Map<string, tf.Tensor>([...best].map(([n, d]) => [n, tf.tensor(d, loaded.weights.get(n)?.shape)]));
+    const base = selfText.length > 0 || evalText ? await baseModel(loaded, anchor, log) : null;
     try {
       await saveModel(loaded, path.join(paths.partial, "final_model"), { weights: bestTensors, overwrite: true, log });
       let checked: TemplateResult[] = [];
@@ -213,7 +238,7 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
       }
       emit({ type: "phase", phase: "measure" });
       const heldout = await measureHeldout(
-        loaded,
+        base ?? loaded,
         bestTensors,
         padId,
         { sequences: selfText, samples: o.evalSamples, maxTokens: o.evalTokens },
@@ -268,6 +293,9 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
       return { dir: paths.final, hash, skipped: false, summary };
     } finally {
       tf.dispose([...bestTensors.values()]);
+      if (base) {
+        disposeModel(base);
+      }
     }
   } finally {
     tf.dispose([...vars.values()]);
