@@ -1,44 +1,38 @@
 /**
  * Per-epoch checkpoints under `<hash>.partial/checkpoint/`, so `--resume` continues a killed
- * run to the same result: the trained weights, the best weights so far, AdamW's moments
- * (as safetensors: m/<name>, v/<name>) and the loop state. Written to `checkpoint.tmp` and
- * renamed, so a kill mid-write leaves the previous checkpoint intact.
+ * run to the same result: the trained weights, AdamW's moments (as safetensors: m/<name>,
+ * v/<name>) and the loop state, whose `best.epoch` names the best epoch; that epoch's weights
+ * are the checkpoint's own when it is the checkpoint's epoch, else the file
+ * best-weights.ts keeps beside the checkpoint. Written to `checkpoint.tmp` and renamed, so a
+ * kill mid-write leaves the previous checkpoint intact. Written straight from the variables
+ * and the optimizer's arrays: a checkpoint costs no second copy of the model in memory.
  */
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type * as tf from "@tensorflow/tfjs-core";
-import { readSafetensors, writeSafetensors } from "../io/safetensors.js";
-import { AdamW, type AdamWParamState } from "../train/adamw.js";
+import { readSafetensors, writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
+import type { AdamW, AdamWParamState } from "../train/adamw.js";
+import { weightValues } from "../train/weight-values.js";
 import { pathExists } from "../util/json-file.js";
+import { bestWeightsFile } from "./best-weights.js";
 import type { TrainState } from "./train-model.js";
 
 export interface Checkpoint {
   state: TrainState;
   weights: Map<string, Float32Array>;
-  best: Map<string, Float32Array> | null;
   optimizer: Map<string, AdamWParamState>;
 }
 
-const tensorsOf = (m: Map<string, Float32Array>, shapes: Map<string, number[]>): Map<string, { shape: number[]; data: Float32Array }> =>
-  new Map([...m].map(([n, d]) => [n, { shape: shapes.get(n) ?? [d.length], data: d }]));
-
-export async function writeCheckpoint(partialDir: string, state: TrainState, vars: Map<string, tf.Variable>, optimizer: AdamW, best: Map<string, Float32Array> | null): Promise<void> {
+export async function writeCheckpoint(partialDir: string, state: TrainState, vars: Map<string, tf.Variable>, optimizer: AdamW): Promise<void> {
   const dir = path.join(partialDir, "checkpoint");
   const tmp = `${dir}.tmp`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
-  const shapes = new Map([...vars].map(([n, v]) => [n, v.shape]));
-  const weights = new Map<string, Float32Array>();
-  for (const [n, v] of vars) {
-    weights.set(n, (await v.data()) as Float32Array);
-  }
-  await writeSafetensors(path.join(tmp, "weights.safetensors"), tensorsOf(weights, shapes));
-  if (best) {
-    await writeSafetensors(path.join(tmp, "best.safetensors"), tensorsOf(best, shapes));
-  }
-  const opt = new Map<string, { shape: number[]; data: Float32Array }>();
+  const weights = new Map<string, TensorToWrite>([...vars].map(([n, v]) => [n, { shape: v.shape, data: () => weightValues(v) }]));
+  await writeSafetensors(path.join(tmp, "weights.safetensors"), weights);
+  const opt = new Map<string, TensorToWrite>();
   const steps: Record<string, number> = {};
-  for (const [n, s] of optimizer.exportState()) {
+  for (const [n, s] of optimizer.stateView()) {
     opt.set(`m/${n}`, { shape: [s.m.length], data: s.m });
     opt.set(`v/${n}`, { shape: [s.v.length], data: s.v });
     steps[n] = s.step;
@@ -56,8 +50,12 @@ export async function readCheckpoint(partialDir: string): Promise<Checkpoint | n
   }
   const { state, steps } = JSON.parse(await readFile(path.join(dir, "state.json"), "utf8")) as { state: TrainState; steps: Record<string, number> };
   const flat = async (file: string): Promise<Map<string, Float32Array>> => new Map([...(await readSafetensors(file))].map(([n, t]) => [n, t.data]));
+  // A checkpoint of an earlier version kept the best weights inside: move them where they are kept now.
+  const legacyBest = path.join(dir, "best.safetensors");
+  if (state.best && (await pathExists(legacyBest)) && !(await pathExists(bestWeightsFile(partialDir, state.best.epoch)))) {
+    await rename(legacyBest, bestWeightsFile(partialDir, state.best.epoch));
+  }
   const weights = await flat(path.join(dir, "weights.safetensors"));
-  const best = (await pathExists(path.join(dir, "best.safetensors"))) ? await flat(path.join(dir, "best.safetensors")) : null;
   const raw = await flat(path.join(dir, "optimizer.safetensors"));
   const optimizer = new Map<string, AdamWParamState>();
   for (const [n, step] of Object.entries(steps)) {
@@ -67,5 +65,5 @@ export async function readCheckpoint(partialDir: string): Promise<Checkpoint | n
       optimizer.set(n, { m, v, step });
     }
   }
-  return { state, weights, best, optimizer };
+  return { state, weights, optimizer };
 }

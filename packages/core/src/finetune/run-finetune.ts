@@ -26,6 +26,7 @@ import { AdamW } from "../train/adamw.js";
 import { snapshotWeights } from "../train/averaging.js";
 import { DEFAULT_CHECK_TEMPLATES, type PromptMode } from "../train/data.js";
 import { writeFileAtomic } from "../util/json-file.js";
+import { bestWeightsOnDisk } from "./best-weights.js";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint.js";
 import type { FinetuneOptionsInput } from "./finetune-options.js";
 import { finetuneMemoryPlan, parseFinetuneOptions, planAugmentationTemplates, resolveFinetuneModel } from "./finetune-plan.js";
@@ -174,8 +175,8 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
     let resume = null;
     if (checkpoint) {
       const optimizer = new AdamW({ weightDecay: o.weightDecay, noDecay: isNoDecay });
-      optimizer.importState(checkpoint.optimizer);
-      resume = { state: checkpoint.state, optimizer, best: checkpoint.best };
+      optimizer.adoptState(checkpoint.optimizer);
+      resume = { state: checkpoint.state, optimizer };
       log.info({ epoch: checkpoint.state.epoch }, `resuming after epoch ${checkpoint.state.epoch}`);
     }
     const cfg: TrainConfig = {
@@ -198,7 +199,7 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
     };
     emit({ type: "phase", phase: "train", detail: `${prepared.task.size} examples, ${microBatches} micro-batches an epoch${workers > 0 ? `, main thread + ${workers} worker${workers > 1 ? "s" : ""}` : ""}` });
     let lastBenign: { loss: number | null; kl: number | null } = { loss: null, kl: null };
-    const { result, best } = await trainModel(loaded, vars, anchor, prepared.task, cfg, resume, {
+    const { result } = await trainModel(loaded, vars, anchor, prepared.task, cfg, resume, {
       onEvent: (e) => {
         emit(e);
         if (e.type === "epoch-end") {
@@ -208,8 +209,9 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
           void appendFile(trainLog, `${JSON.stringify({ ...e, time: new Date().toISOString() })}\n`);
         }
       },
-      onCheckpoint: async (state, v, opt, b) => {
-        await writeCheckpoint(paths.partial, state, v, opt, b);
+      best: bestWeightsOnDisk(paths.partial),
+      onCheckpoint: async (state, v, opt) => {
+        await writeCheckpoint(paths.partial, state, v, opt);
         // Test hook: simulate a crash right after a checkpoint (used by the --resume test).
         if (process.env.OML_TEST_CRASH_AFTER_EPOCH === String(state.epoch)) {
           throw new RuntimeFailure(`simulated crash after epoch ${state.epoch} (OML_TEST_CRASH_AFTER_EPOCH)`);
@@ -217,10 +219,10 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
       },
     });
 
-    // Save the best weights seen, then check them and measure them against the base model,
-    // whose weights are loaded again for that.
+    // Save the best weights seen (trainModel left them in the variables), then check them and
+    // measure them against the base model, whose weights are loaded again for that.
     emit({ type: "phase", phase: "save" });
-    const bestTensors = new Map<string, tf.Tensor>([...best].map(([n, d]) => [n, tf.tensor(d, loaded.weights.get(n)?.shape)]));
+    const bestTensors = new Map<string, tf.Tensor>(vars);
     const base = selfText.length > 0 || evalText ? await baseModel(loaded, anchor, log) : null;
     try {
       await saveModel(loaded, path.join(paths.partial, "final_model"), { weights: bestTensors, overwrite: true, log });
@@ -292,7 +294,6 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
       );
       return { dir: paths.final, hash, skipped: false, summary };
     } finally {
-      tf.dispose([...bestTensors.values()]);
       if (base) {
         disposeModel(base);
       }

@@ -5,7 +5,9 @@
  * averaging toward w0 after each epoch or each optimizer step, an optional check after each
  * epoch (fingerprints: the greedy success rate), stop at the target success rate or below the
  * early-stop loss, and keep the best weights seen (highest success, then lowest loss; the
- * last weights when there is no check). Reports progress as events; never prints.
+ * last weights when there is no check): an epoch's weights are saved (best-weights.ts) only
+ * when it is the best so far and not the last, and restored into the variables at the end
+ * when a later epoch was worse. Reports progress as events; never prints.
  *
  * With a benign mix, every micro-batch of task rows gets `perMicroBatch` benign rows (ordinary
  * prompts answered by the base model, quality/benign-rows.ts), run as a second forward, and
@@ -26,11 +28,12 @@ import { createDataParallel, disposeDataParallel, type DataParallel } from "../p
 import type { BenignRow } from "../quality/benign-rows.js";
 import { collateKlTargets, type KlTarget } from "../quality/kl-loss.js";
 import { AdamW } from "../train/adamw.js";
-import { averageInto, snapshotWeights } from "../train/averaging.js";
+import { averageInto } from "../train/averaging.js";
 import { collate, type EncodedRow } from "../train/data.js";
 import { clipCoefficient, globalNorm, GradAccumulator } from "../train/grad-utils.js";
 import { lrAt, validateSchedule, type ScheduleName } from "../train/schedule.js";
 import { createRng, type Rng } from "../util/rng.js";
+import { bestWeightsInMemory, type BestWeights } from "./best-weights.js";
 import { localGradients, parallelGradients, type BenignPart } from "./micro-batch-gradients.js";
 
 export const AVERAGING_INTERVALS = ["epoch", "step"] as const;
@@ -119,6 +122,8 @@ export interface TrainState {
   epoch: number;
   step: number;
   best: { epoch: number; successRate: number | null; loss: number } | null;
+  /** why the run stopped before its last epoch (a run resumed from this state stops too) */
+  stopped?: "success" | "loss";
 }
 
 export interface TrainResult {
@@ -131,7 +136,9 @@ export interface TrainResult {
 export interface TrainHooks {
   onEvent?: (e: TrainEvent) => void;
   /** after each epoch (weights averaged, best updated): write a checkpoint */
-  onCheckpoint?: (state: TrainState, vars: Map<string, tf.Variable>, optimizer: AdamW, best: Map<string, Float32Array> | null) => Promise<void>;
+  onCheckpoint?: (state: TrainState, vars: Map<string, tf.Variable>, optimizer: AdamW) => Promise<void>;
+  /** where the best epoch's weights are kept while later epochs train (default: in memory) */
+  best?: BestWeights;
 }
 
 /** Weight decay is not applied to norms and biases (as transformers' Trainer does). */
@@ -150,9 +157,10 @@ function shuffled(n: number, rng: Rng): number[] {
 }
 
 /**
- * Train `vars` (the model's float weights as variables, by HF name) on the task.
- * `anchor` is w0 for averaging (null: none). `state`/`optimizer`/`best` may come from a
- * checkpoint (resume).
+ * Train `vars` (the model's float weights as variables, by HF name) on the task; on return
+ * they hold the best weights seen. `anchor` is w0 for averaging (null: none). `state` and
+ * `optimizer` may come from a checkpoint (resume; the best epoch's weights then come from
+ * `hooks.best`).
  */
 export async function trainModel(
   model: Model,
@@ -160,9 +168,9 @@ export async function trainModel(
   anchor: Map<string, Float32Array> | null,
   task: TrainTask,
   cfg: TrainConfig,
-  resume: { state: TrainState; optimizer: AdamW; best: Map<string, Float32Array> | null } | null,
+  resume: { state: TrainState; optimizer: AdamW } | null,
   hooks: TrainHooks = {},
-): Promise<{ result: TrainResult; best: Map<string, Float32Array> }> {
+): Promise<{ result: TrainResult }> {
   const microBatches = Math.ceil(task.size / cfg.batchSize);
   const stepsPerEpoch = Math.ceil(microBatches / cfg.gradientAccumulation);
   const schedule = { schedule: cfg.schedule, baseLr: cfg.learningRate, totalSteps: cfg.epochs * stepsPerEpoch, warmupSteps: cfg.warmupSteps };
@@ -173,12 +181,12 @@ export async function trainModel(
   }
   const optimizer = resume?.optimizer ?? new AdamW({ weightDecay: cfg.weightDecay, noDecay: isNoDecay });
   const state: TrainState = resume?.state ?? { epoch: 0, step: 0, best: null };
-  let best = resume?.best ?? null;
+  const best = hooks.best ?? bestWeightsInMemory();
   const weights = new Map<string, tf.Tensor>(vars);
   const averaging = anchor !== null && cfg.lambda > 0;
   const mix = cfg.benign && cfg.benign.rows.length > 0 && cfg.benign.perMicroBatch > 0 ? cfg.benign : undefined;
   let epochLoss = Number.NaN;
-  let stoppedBecause: TrainResult["stoppedBecause"] = "epochs";
+  let stoppedBecause: TrainResult["stoppedBecause"] = state.stopped ?? "epochs";
   const acc = new GradAccumulator();
   let dp: DataParallel | null = null;
   try {
@@ -193,7 +201,7 @@ export async function trainModel(
     /** Publish the weights to the workers after every change (optimizer step, averaging). */
     const weightsChanged = (): void => dp?.setWeights(vars);
 
-    while (state.epoch < cfg.epochs) {
+    while (state.epoch < cfg.epochs && !state.stopped) {
       const epoch = state.epoch + 1;
       const t0 = performance.now();
       hooks.onEvent?.({ type: "epoch-start", epoch, epochs: cfg.epochs, microBatches });
@@ -265,18 +273,22 @@ export async function trainModel(
         weightsChanged();
       }
       const successRate = task.check ? await task.check(weights) : null;
+      const stop = successRate !== null && successRate >= cfg.stopAtSuccess ? "success" : epochLoss < cfg.earlyStopLoss ? "loss" : null;
       let isBest = true;
       if (successRate !== null) {
         const prev = state.best;
         isBest = !prev || successRate > (prev.successRate ?? -1) || (successRate === prev.successRate && epochLoss < prev.loss);
-        if (isBest) {
-          best = snapshotWeights(weights, best ?? undefined); // reuses the arrays of the previous best
+        if (isBest && stop === null && epoch < cfg.epochs) {
+          await best.save(epoch, weights); // a later epoch may be worse (the last one's weights are the variables)
         }
       }
       if (isBest) {
         state.best = { epoch, successRate, loss: epochLoss };
       }
       state.epoch = epoch;
+      if (stop !== null) {
+        state.stopped = stop;
+      }
       hooks.onEvent?.({
         type: "epoch-end",
         epoch,
@@ -286,13 +298,10 @@ export async function trainModel(
         best: isBest,
         ...(mix ? { benignLoss: benignSum / microBatches, ...(mix.klWeight > 0 ? { kl: klSum / microBatches } : {}) } : {}),
       });
-      await hooks.onCheckpoint?.(state, vars, optimizer, best);
-      if (successRate !== null && successRate >= cfg.stopAtSuccess) {
-        stoppedBecause = "success";
-        break;
-      }
-      if (epochLoss < cfg.earlyStopLoss) {
-        stoppedBecause = "loss";
+      await hooks.onCheckpoint?.(state, vars, optimizer);
+      await best.discard(state.best?.epoch); // after the checkpoint that names the best epoch
+      if (stop !== null) {
+        stoppedBecause = stop;
         break;
       }
     }
@@ -305,11 +314,12 @@ export async function trainModel(
     }
   }
 
-  if (!task.check || !best || !state.best) {
-    best = snapshotWeights(weights); // without a check, the last weights
+  // Without a check the last weights are the best; with one, a worse last epoch gives way.
+  if (task.check && state.best && state.best.epoch !== state.epoch) {
+    await best.restore(state.best.epoch, vars);
   }
+  await best.discard();
   return {
     result: { epochsRun: state.epoch, finalLoss: epochLoss, best: state.best ?? { epoch: state.epoch, successRate: null, loss: epochLoss }, stoppedBecause },
-    best,
   };
 }
