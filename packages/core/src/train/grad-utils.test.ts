@@ -77,6 +77,29 @@ for (const backend of ["cpu", "wasm"] as const) {
       acc.dispose();
     });
 
+    test("accumulator: later micro-batches add into the sums' own memory on wasm, rounding as tf.add(sum, tf.mul(g, rel)) does", () => {
+      const n = 1000;
+      const batches = [1, 2, 3].map((seed) => tf.randomNormal([n], 0, 1, "float32", seed));
+      const scales = [1 / 3, 1 / 3, 0.7]; // rel 1, then 2.1
+      const acc = new GradAccumulator();
+      const ids: object[] = [];
+      batches.forEach((g, i) => {
+        acc.add(new Map([["w", g]]), scales[i]);
+        g.dispose(); // as train-model.ts does: then the sums are the accumulator's alone
+        ids.push((acc.scaled.grads.get("w") as tf.Tensor).dataId);
+      });
+      const expected = tf.tidy(() => {
+        const [a, b, c] = [1, 2, 3].map((seed) => tf.randomNormal([n], 0, 1, "float32", seed)) as [tf.Tensor, tf.Tensor, tf.Tensor];
+        return tf.add(tf.add(a, b), tf.mul(c, 0.7 / (1 / 3)));
+      });
+      expect(Buffer.from((acc.scaled.grads.get("w")?.dataSync() as Float32Array).buffer).equals(Buffer.from((expected.dataSync() as Float32Array).buffer))).toBe(true);
+      if (backend === "wasm") {
+        expect(ids[2]).toBe(ids[1]); // no new tensor after the first copy-free add
+      }
+      expected.dispose();
+      acc.dispose();
+    });
+
     test("micro-batches weighted by counted tokens add up to the full batch's gradient", () => {
       const X = IGNORE_INDEX;
       const labels = [[1, 2, X, X], [X, 3, 0, 4]]; // 1 and 3 counted positions: 4 in all

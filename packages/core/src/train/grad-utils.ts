@@ -53,6 +53,35 @@ export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number)
   return { grads: clipped, norm };
 }
 
+interface HeapBackend {
+  typedArrayFromHeap?: (t: tf.TensorInfo) => Float32Array;
+  refCount?: (dataId: object) => number;
+}
+
+/**
+ * sum ← sum + g·rel in the memory of `sum`, when the backend exposes it (wasm) and nothing
+ * else holds it; false otherwise. Rounds as tf.add(sum, tf.mul(g, rel)) in float32 does.
+ */
+function addInPlace(sum: tf.Tensor, g: tf.Tensor, rel: number): boolean {
+  const b = tf.backend() as unknown as HeapBackend;
+  if (typeof b.typedArrayFromHeap !== "function" || typeof b.refCount !== "function" || sum.dtype !== "float32" || g.dtype !== "float32" || b.refCount(sum.dataId) !== 1) {
+    return false;
+  }
+  const dst = b.typedArrayFromHeap(sum);
+  const src = b.typedArrayFromHeap(g);
+  if (rel === 1) {
+    for (let i = 0; i < dst.length; i++) {
+      dst[i] = (dst[i] as number) + (src[i] as number); // a float32 add: the float64 sum of two float32s rounds once
+    }
+  } else {
+    const r = Math.fround(rel);
+    for (let i = 0; i < dst.length; i++) {
+      dst[i] = (dst[i] as number) + Math.fround((src[i] as number) * r);
+    }
+  }
+  return true;
+}
+
 /**
  * Sums gradients over micro-batches into tensors it keeps (tf.keep) until reset() or
  * dispose(). Scale each micro-batch so that the sum is the gradient of the full batch:
@@ -61,9 +90,12 @@ export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number)
  *
  * Memory: the sums are kept as `factor · stored`, with the first micro-batch's gradients
  * stored as they are (a clone shares their memory), so a step with one micro-batch costs no
- * copy, and later ones add `g · (scale / factor)`. `scaled` hands out the stored sums and
- * the factor, which AdamW applies as `gradScale` (times a clipping coefficient); `grads`
- * multiplies the factor in (one copy) for callers that want plain tensors.
+ * copy, and later ones add `g · (scale / factor)`: in place where the backend lets us write a
+ * tensor's memory that nothing else holds (wasm), so the sums keep their place in the heap for
+ * the whole step (no new tensors, no fragmenting of the heap); else as new tensors. The same
+ * float32 roundings either way. `scaled` hands out the stored sums and the factor, which AdamW
+ * applies as `gradScale` (times a clipping coefficient); `grads` multiplies the factor in (one
+ * copy) for callers that want plain tensors.
  */
 export class GradAccumulator {
   private sums = new Map<string, tf.Tensor>();
@@ -87,6 +119,9 @@ export class GradAccumulator {
       const prev = this.sums.get(name);
       if (prev && prev.size !== g.size) {
         throw new InputError(`GradAccumulator.add: gradient "${name}" has ${g.size} values, ${prev.size} before`);
+      }
+      if (prev && addInPlace(prev, g, rel)) {
+        continue;
       }
       const next = tf.keep(
         tf.tidy(() => {
