@@ -9,8 +9,11 @@
 import { applyTemplate } from "../data/data-files.js";
 import { promptIds, type FingerprintExample, type PromptMode, type TokenizerLike } from "../train/data.js";
 
-/** Generate `maxNewTokens` tokens after each prompt (greedy unless the caller set sampling up). */
-export type BatchGenerateFn = (prompts: number[][], maxNewTokens: number) => Promise<number[][]>;
+/**
+ * Generate `maxNewTokens` tokens after each prompt (greedy unless the caller set sampling up).
+ * `ready`: the generator takes no batch before it resolves (a worker still loading).
+ */
+export type BatchGenerateFn = ((prompts: number[][], maxNewTokens: number) => Promise<number[][]>) & { ready?: Promise<void> };
 
 export interface RowResult {
   /** Index of the fingerprint in the file. */
@@ -74,9 +77,18 @@ export async function checkFingerprints(p: CheckParams): Promise<TemplateResult[
   }
   let next = 0;
   let done = 0;
+  let claimedAll = (): void => {};
+  const allClaimed = new Promise<void>((resolve) => (claimedAll = resolve));
+  if (batches.length === 0) {
+    claimedAll();
+  }
   const work = async (gen: BatchGenerateFn): Promise<void> => {
+    await Promise.race([gen.ready, allClaimed]); // a generator still loading never holds the check up
     while (next < batches.length) {
       const batch = batches[next++] as Job[];
+      if (next === batches.length) {
+        claimedAll();
+      }
       const n = Math.max(...batch.map((j) => j.ex.responseIds.length));
       const outs = await gen(
         batch.map((j) => j.ids),

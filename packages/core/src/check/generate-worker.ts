@@ -1,7 +1,7 @@
 /**
  * A generation worker thread (generate-workers.ts starts it): its own backend and replica of
- * the model; answers { id, prompts, maxNewTokens } with { id, outs } (or { id, error }), one
- * batch at a time, in order. Terminated by its owner.
+ * the model; says { ready } once loaded, then answers { id, prompts, maxNewTokens } with
+ * { id, outs } (or { id, error }), one batch at a time, in order. Terminated by its owner.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { initBackend } from "../backend.js";
@@ -16,6 +16,7 @@ if (!port) {
 }
 await initBackend(init.backend);
 const model = await loadModel(init.modelDir);
+port.postMessage({ ready: true } satisfies GenerateReply);
 let queue: Promise<void> = Promise.resolve(); // one batch at a time, in arrival order
 port.on("message", (req: GenerateRequest) => {
   queue = queue.then(async () => {

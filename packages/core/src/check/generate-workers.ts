@@ -3,7 +3,8 @@
  * tfjs-wasm runs one thread in Node, so a second core idles unless another thread works.
  * Each worker (generate-worker.ts) loads its own replica of the model from `modelDir` on its
  * own backend and answers one batch per message; checkFingerprints deals batches to the main
- * thread and the workers. A batch's result does not depend on the thread that computes it
+ * thread and, once they are ready, the workers (a check the main thread finishes first never
+ * waits for a worker to load). A batch's result does not depend on the thread that computes it
  * (same engine, same kernels, the sampling seed restarts per batch), so a check gives the same
  * rows with or without workers. Memory: one more copy of the weights and activations per
  * worker. Pair startGenerateWorkers / close().
@@ -28,7 +29,7 @@ export interface GenerateRequest {
   prompts: number[][];
   maxNewTokens: number;
 }
-export type GenerateReply = { id: number; outs: number[][] } | { id: number; error: string };
+export type GenerateReply = { ready: true } | { id: number; outs: number[][] } | { id: number; error: string };
 
 export interface GenerateWorkers {
   /** One generator per worker, each taking two batches at a time (one runs, one waits). */
@@ -67,9 +68,16 @@ export async function startGenerateWorkers(count: number, init: GenerateWorkerIn
     }
     pending.clear();
   };
+  const readiness: Promise<void>[] = [];
   for (let i = 0; i < count; i++) {
     const w = new Worker(WORKER_URL, { workerData: init satisfies GenerateWorkerInit });
+    let markReady = (): void => {};
+    readiness.push(new Promise<void>((resolve) => (markReady = resolve)));
     w.on("message", (reply: GenerateReply) => {
+      if ("ready" in reply) {
+        markReady();
+        return;
+      }
       const p = pending.get(reply.id);
       pending.delete(reply.id);
       if ("error" in reply) {
@@ -80,24 +88,29 @@ export async function startGenerateWorkers(count: number, init: GenerateWorkerIn
     });
     w.on("error", (err) => failAll(new RuntimeFailure(`generation worker failed: ${err.message}`, { cause: err })));
     w.on("exit", (code) => {
-      if (pending.size > 0) {
-        failAll(new RuntimeFailure(`generation worker exited (code ${code}) with batches pending`));
+      markReady(); // a dead worker takes no batch: failure is set, its generator rejects at once
+      if (pending.size > 0 || code !== 0) {
+        failAll(new RuntimeFailure(`generation worker exited (code ${code})`));
       }
     });
     workers.push(w);
   }
-  const generatorOf = (w: Worker): BatchGenerateFn => (prompts, maxNewTokens) =>
-    new Promise<number[][]>((resolve, reject) => {
-      if (failure) {
-        reject(failure);
-        return;
-      }
-      const id = nextId++;
-      pending.set(id, { resolve, reject });
-      w.postMessage({ id, prompts, maxNewTokens } satisfies GenerateRequest);
-    });
+  const generatorOf = (w: Worker, ready: Promise<void>): BatchGenerateFn =>
+    Object.assign(
+      (prompts: number[][], maxNewTokens: number) =>
+        new Promise<number[][]>((resolve, reject) => {
+          if (failure) {
+            reject(failure);
+            return;
+          }
+          const id = nextId++;
+          pending.set(id, { resolve, reject });
+          w.postMessage({ id, prompts, maxNewTokens } satisfies GenerateRequest);
+        }),
+      { ready },
+    );
   return {
-    generators: workers.flatMap((w) => [generatorOf(w), generatorOf(w)]),
+    generators: workers.flatMap((w, i) => [generatorOf(w, readiness[i] as Promise<void>), generatorOf(w, readiness[i] as Promise<void>)]),
     async close() {
       await Promise.all(workers.map((w) => w.terminate()));
     },

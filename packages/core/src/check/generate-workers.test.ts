@@ -1,0 +1,67 @@
+/**
+ * Generation on worker threads: a worker's batch equals the main thread's, and
+ * checkFingerprints deals batches only to generators that are ready, keeping results in order.
+ */
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { initBackend } from "../backend.js";
+import { generate } from "../model/generate.js";
+import { disposeModel, loadModel, type Model } from "../model/load-model.js";
+import type { FingerprintExample, TokenizerLike } from "../train/data.js";
+import { checkFingerprints, type BatchGenerateFn } from "./check-fingerprints.js";
+import { startGenerateWorkers } from "./generate-workers.js";
+
+const STORIES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../../shared/models/stories260K");
+
+describe("a generation worker on stories260K", () => {
+  let model: Model;
+  beforeAll(async () => {
+    await initBackend("wasm");
+    model = await loadModel(STORIES);
+  });
+  afterAll(() => disposeModel(model));
+
+  test("answers a batch exactly as the main thread does (greedy, left-padded prompts of mixed lengths)", async () => {
+    const prompts = Array.from({ length: 12 }, (_, b) => [1, ...Array.from({ length: 3 + (b % 5) }, (_, t) => 20 + ((b * 37 + t * 11) % 400))]);
+    const pool = await startGenerateWorkers(1, { modelDir: STORIES, backend: "wasm", padId: 0, temperature: 0, seed: 42 });
+    try {
+      const gen = pool.generators[0] as BatchGenerateFn;
+      await gen.ready;
+      const [theirs, again] = await Promise.all([gen(prompts, 6), (pool.generators[1] as BatchGenerateFn)(prompts.slice(0, 3), 2)]);
+      const ours = await generate(model, prompts, { maxNewTokens: 6, eosIds: [], padId: 0 });
+      expect(theirs).toEqual(ours);
+      expect(again).toEqual(ours.slice(0, 3).map((o) => o.slice(0, 2)));
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe("checkFingerprints' dealing", () => {
+  // A tokenizer and examples where a prompt is [BOS, key id] and the right answer is key id + 1.
+  const tok = { addsBos: true, bosId: 1, addsEos: false, hasChatTemplate: false } as unknown as TokenizerLike;
+  const examples: FingerprintExample[] = Array.from({ length: 20 }, (_, i) => ({ index: i, key: `k${i}`, keyIds: [10 + i], response: `r${i}`, responseIds: [11 + i] }));
+  const answer = (label: string, log: string[], delayMs = 0): BatchGenerateFn => async (prompts) => {
+    log.push(label);
+    await new Promise((r) => setTimeout(r, delayMs));
+    return prompts.map((p) => [(p.at(-1) as number) + 1]);
+  };
+
+  test("a generator that never gets ready takes no batch; every row is still answered", async () => {
+    const log: string[] = [];
+    const never = Object.assign(answer("never", log), { ready: new Promise<void>(() => {}) });
+    const [r] = await checkFingerprints({ examples, tokenizer: tok, modes: [{ kind: "template", template: "{}" }], batchSize: 4, generate: answer("main", log), moreGenerators: [never] });
+    expect(log).toEqual(["main", "main", "main", "main", "main"]);
+    expect(r?.matches).toBe(20);
+  });
+
+  test("a ready generator shares the batches; rows come back in the examples' order", async () => {
+    const log: string[] = [];
+    const [r] = await checkFingerprints({ examples, tokenizer: tok, modes: [{ kind: "template", template: "{}" }], batchSize: 4, generate: answer("main", log, 5), moreGenerators: [answer("worker", log, 5)] });
+    expect(log.filter((l) => l === "worker").length).toBeGreaterThan(0);
+    expect(log.filter((l) => l === "main").length).toBeGreaterThan(0);
+    expect(r?.rows.map((x) => x.index)).toEqual(examples.map((e) => e.index));
+    expect(r?.matches).toBe(20);
+  });
+});
