@@ -23,7 +23,7 @@ import { readSftData } from "../quality/sft-data.js";
 import { loadTokenizer } from "../tokenizer/load-tokenizer.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { AdamW } from "../train/adamw.js";
-import { snapshotWeights } from "../train/averaging.js";
+import { anchorFromFiles, checkUnchanged } from "../train/anchor.js";
 import { DEFAULT_CHECK_TEMPLATES, type PromptMode } from "../train/data.js";
 import { writeFileAtomic } from "../util/json-file.js";
 import { bestWeightsOnDisk } from "./best-weights.js";
@@ -54,21 +54,6 @@ export interface FinetuneResult {
   /** true when a finished run with this config existed and nothing was done */
   skipped: boolean;
   summary?: FinetuneSummary;
-}
-
-/**
- * The base model again after training (whose variables replaced its weights): from the
- * averaging anchor w0 when the run keeps one, else from the model directory.
- */
-async function baseModel(trained: Model, anchor: Map<string, Float32Array> | null, log: Logger): Promise<Model> {
-  if (!anchor) {
-    return loadModel(trained.dir, { log });
-  }
-  const weights = new Map<string, tf.Tensor>();
-  for (const [name, t] of trained.weights) {
-    weights.set(name, tf.tensor(anchor.get(name) as Float32Array, t.shape, "float32"));
-  }
-  return { ...trained, weights };
 }
 
 /** Fine-tune fingerprints (or, with `sftData`, ordinary data) into a model; returns the result directory. */
@@ -118,6 +103,10 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
   );
   emit({ type: "phase", phase: "load", detail: model.dir });
   const tok: Tokenizer = await loadTokenizer(model.dir);
+  // The weight files as loaded: averaging reads w0 from them again, and so does the held-out
+  // measurement for the base model (so neither is kept in memory); a file that changes in the
+  // meantime is an error.
+  const baseFiles = await anchorFromFiles(model.dir);
   const loaded: Model = await loadModel(model.dir, { log });
   const vars = new Map<string, tf.Variable>();
   try {
@@ -161,7 +150,7 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
     // weights are the variables from here on (the base model's outputs that are needed later
     // were computed above, and the held-out measurement loads the base weights again).
     const checkpoint = o.resume ? await readCheckpoint(paths.partial) : null;
-    const anchor = run.lambda > 0 ? snapshotWeights(loaded.weights) : null;
+    const anchor = run.lambda > 0 ? baseFiles : null;
     const prefix = `oml/${hash}/${Date.now()}`;
     for (const [name, t] of loaded.weights) {
       const init = checkpoint?.weights.get(name);
@@ -223,7 +212,11 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
     // measure them against the base model, whose weights are loaded again for that.
     emit({ type: "phase", phase: "save" });
     const bestTensors = new Map<string, tf.Tensor>(vars);
-    const base = selfText.length > 0 || evalText ? await baseModel(loaded, anchor, log) : null;
+    let base: Model | null = null;
+    if (selfText.length > 0 || evalText) {
+      await checkUnchanged(baseFiles);
+      base = await loadModel(model.dir, { log });
+    }
     try {
       await saveModel(loaded, path.join(paths.partial, "final_model"), { weights: bestTensors, overwrite: true, log });
       let checked: TemplateResult[] = [];

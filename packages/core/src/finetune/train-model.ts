@@ -28,7 +28,7 @@ import { createDataParallel, disposeDataParallel, type DataParallel } from "../p
 import type { BenignRow } from "../quality/benign-rows.js";
 import { collateKlTargets, type KlTarget } from "../quality/kl-loss.js";
 import { AdamW } from "../train/adamw.js";
-import { averageInto } from "../train/averaging.js";
+import { averageToward, type Anchor } from "../train/anchor.js";
 import { collate, type EncodedRow } from "../train/data.js";
 import { clipCoefficient, globalNorm, GradAccumulator } from "../train/grad-utils.js";
 import { lrAt, validateSchedule, type ScheduleName } from "../train/schedule.js";
@@ -158,14 +158,14 @@ function shuffled(n: number, rng: Rng): number[] {
 
 /**
  * Train `vars` (the model's float weights as variables, by HF name) on the task; on return
- * they hold the best weights seen. `anchor` is w0 for averaging (null: none). `state` and
- * `optimizer` may come from a checkpoint (resume; the best epoch's weights then come from
- * `hooks.best`).
+ * they hold the best weights seen. `anchor` is w0 for averaging (null: none), in memory or in
+ * the model's files (train/anchor.ts). `state` and `optimizer` may come from a checkpoint
+ * (resume; the best epoch's weights then come from `hooks.best`).
  */
 export async function trainModel(
   model: Model,
   vars: Map<string, tf.Variable>,
-  anchor: Map<string, Float32Array> | null,
+  anchor: Anchor | null,
   task: TrainTask,
   cfg: TrainConfig,
   resume: { state: TrainState; optimizer: AdamW } | null,
@@ -258,7 +258,7 @@ export async function trainModel(
           optimizer.step(vars, sums, lr, { gradScale: factor * coef });
           acc.reset();
           if (averaging && cfg.averagingInterval === "step") {
-            averageInto(vars, anchor, cfg.lambda);
+            await averageToward(vars, anchor, cfg.lambda);
           }
           weightsChanged();
           state.step++;
@@ -269,7 +269,7 @@ export async function trainModel(
       }
       epochLoss = lossSum / microBatches;
       if (averaging && cfg.averagingInterval === "epoch") {
-        averageInto(vars, anchor, cfg.lambda);
+        await averageToward(vars, anchor, cfg.lambda);
         weightsChanged();
       }
       const successRate = task.check ? await task.check(weights) : null;

@@ -12,7 +12,7 @@ import { silentLogger, type Logger } from "../log.js";
 import { DTYPE_BYTES, type FloatDtype } from "./safetensors-dtypes.js";
 import { quoteName } from "./safetensors-header.js";
 import { writeSafetensors, type TensorToWrite } from "./safetensors-write.js";
-import { readSafetensors, type LoadedTensor } from "./safetensors.js";
+import { eachSafetensorSlice, readSafetensors, type LoadedTensor, type SafetensorSlice } from "./safetensors.js";
 
 export const SAFE_WEIGHTS_NAME = "model.safetensors";
 export const SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json";
@@ -168,6 +168,43 @@ export async function readModelWeights(dir: string, options: ReadModelWeightsOpt
     });
   }
   throw new ModelLoadError(`${dir}: no ${SAFE_WEIGHTS_NAME} or ${SAFE_WEIGHTS_INDEX_NAME}`, { hint: "point at a Hugging Face model directory with safetensors weights" });
+}
+
+/** The weight files of a model directory as readModelWeights reads them (the single file, or the index's shards). */
+export async function modelWeightFiles(dir: string): Promise<string[]> {
+  const single = path.join(dir, SAFE_WEIGHTS_NAME);
+  if (await isFile(single)) {
+    return [single];
+  }
+  const indexFile = path.join(dir, SAFE_WEIGHTS_INDEX_NAME);
+  if (await isFile(indexFile)) {
+    return [...new Set((await readIndex(indexFile)).values())].map((shard) => path.join(dir, shard));
+  }
+  return [];
+}
+
+/**
+ * The float weights of a model directory (those `filter` keeps) in slices of at most
+ * `sliceElements` values widened to float32 through one reused buffer (eachSafetensorSlice),
+ * from the same files and shards as readModelWeights reads them; e.g. to stream a model's
+ * weights through a computation without holding a copy of any tensor.
+ */
+export async function eachModelWeightSlice(dir: string, options: { filter: (name: string) => boolean; sliceElements: number }, fn: SafetensorSlice): Promise<void> {
+  const keep = (name: string): boolean => !isIgnoredBuffer(name) && options.filter(name);
+  const single = path.join(dir, SAFE_WEIGHTS_NAME);
+  if (await isFile(single)) {
+    await eachSafetensorSlice(single, { filter: keep, sliceElements: options.sliceElements }, fn);
+    return;
+  }
+  const indexFile = path.join(dir, SAFE_WEIGHTS_INDEX_NAME);
+  if (!(await isFile(indexFile))) {
+    throw new ModelLoadError(`${dir}: no ${SAFE_WEIGHTS_NAME} or ${SAFE_WEIGHTS_INDEX_NAME}`, { hint: "point at a Hugging Face model directory with safetensors weights" });
+  }
+  const weightMap = await readIndex(indexFile);
+  for (const shard of new Set(weightMap.values())) {
+    const filter = (name: string): boolean => weightMap.get(name) === shard && keep(name);
+    await eachSafetensorSlice(path.join(dir, shard), { filter, sliceElements: options.sliceElements }, fn);
+  }
 }
 
 /** Stored bytes of one tensor (shape validity is checked later by writeSafetensors). */

@@ -203,6 +203,60 @@ async function readTensor(fh: FileHandle, file: string, h: SafetensorsHeader, e:
   return { dtype: e.dtype, shape, data };
 }
 
+/** How eachSafetensorSlice hands out a tensor's values: `values` (valid until the callback returns) are elements `offset`… of `name`. */
+export type SafetensorSlice = (name: string, entry: SafetensorsEntry, values: Float32Array, offset: number) => void;
+
+/**
+ * The float tensors of a safetensors file (or those `filter` keeps), in file order, each in
+ * slices of at most `sliceElements` values widened to float32 through one reused buffer:
+ * a tensor of any size is read with `sliceElements` × 4 bytes (+ as many raw bytes for a
+ * narrower dtype) of memory and no garbage. Integer and bool tensors are skipped. Same checks and errors as readSafetensorsFile.
+ */
+export async function eachSafetensorSlice(file: string, options: { filter?: (name: string, entry: SafetensorsEntry) => boolean; sliceElements: number }, fn: SafetensorSlice): Promise<void> {
+  if (!Number.isInteger(options.sliceElements) || options.sliceElements < 1) {
+    throw new InternalError(`eachSafetensorSlice: sliceElements = ${options.sliceElements} must be a positive integer`);
+  }
+  const { fh, size } = await openForRead(file);
+  try {
+    const h = await readHeaderFrom(fh, file, size);
+    let values: Float32Array | undefined;
+    let raw: ArrayBuffer | undefined;
+    for (const e of h.entries) {
+      if (!FLOAT_DTYPES.has(e.dtype) || (options.filter && !options.filter(e.name, e))) {
+        continue;
+      }
+      const what = `tensor ${quoteName(e.name)}`;
+      const elemBytes = DTYPE_BYTES[e.dtype];
+      const n = Math.min(options.sliceElements, e.size);
+      values = values && values.length >= n ? values : new Float32Array(n);
+      if (e.dtype !== "F32") {
+        raw = raw && raw.byteLength >= n * elemBytes ? raw : new ArrayBuffer(n * elemBytes);
+      }
+      for (let i = 0; i < e.size; i += n) {
+        const count = Math.min(n, e.size - i);
+        const start = h.dataStart + e.begin + i * elemBytes;
+        const out = values.subarray(0, count);
+        if (e.dtype === "F32") {
+          await readExactly(fh, file, new Uint8Array(out.buffer, 0, count * 4), start, what);
+        } else {
+          const bytes = raw as ArrayBuffer;
+          await readExactly(fh, file, new Uint8Array(bytes, 0, count * elemBytes), start, what);
+          if (e.dtype === "F16") {
+            f16ToF32Into(new Uint16Array(bytes, 0, count), new Uint32Array(out.buffer, 0, count));
+          } else if (e.dtype === "BF16") {
+            bf16ToF32Into(new Uint16Array(bytes, 0, count), new Uint32Array(out.buffer, 0, count));
+          } else {
+            out.set(new Float64Array(bytes, 0, count)); // F64 -> F32, round to nearest
+          }
+        }
+        fn(e.name, e, out, i);
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Read a safetensors file: every tensor (or those `filter` keeps) widened to float32, plus
  * `__metadata__`. Throws SafetensorsFormatError, naming the file and the tensor, for any
