@@ -16,8 +16,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { InternalError, RuntimeFailure } from "../errors.js";
 import { readSafetensors, writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import { snapshotWeights } from "../train/averaging.js";
-import { weightValues } from "../train/weight-values.js";
 import { pathExists } from "../util/json-file.js";
+import { weightValues } from "../util/weight-values.js";
 
 export interface BestWeights {
   /** Keep the weights of `epoch`, the best so far (files of earlier epochs stay until `discard`; memory keeps one snapshot). */

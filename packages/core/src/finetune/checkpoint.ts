@@ -12,8 +12,8 @@ import path from "node:path";
 import type * as tf from "@tensorflow/tfjs-core";
 import { readSafetensors, writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import type { AdamW, AdamWParamState } from "../train/adamw.js";
-import { weightValues } from "../train/weight-values.js";
 import { pathExists } from "../util/json-file.js";
+import { weightValues } from "../util/weight-values.js";
 import { bestWeightsFile } from "./best-weights.js";
 import type { TrainState } from "./train-model.js";
 

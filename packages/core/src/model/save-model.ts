@@ -11,6 +11,7 @@ import { writeModelWeights } from "../io/model-files.js";
 import type { FloatDtype } from "../io/safetensors-dtypes.js";
 import type { TensorToWrite } from "../io/safetensors-write.js";
 import { silentLogger, type Logger } from "../log.js";
+import { weightValues } from "../util/weight-values.js";
 import { toIdList, type ModelConfig } from "./config.js";
 import type { Model } from "./load-model.js";
 import { getArchitecture, type Weights } from "./registry.js";
@@ -130,8 +131,11 @@ export function generationConfigToHf(config: ModelConfig, loaded: Record<string,
   return out;
 }
 
-/** Read the tensors to save, in the architecture's order (then any extra ones). */
-async function tensorsToWrite(model: Model, override?: Weights): Promise<Map<string, TensorToWrite>> {
+/**
+ * The tensors to save, in the architecture's order (then any extra ones), each read as it is
+ * written, without a copy where the backend allows it (no second copy of the model in memory).
+ */
+function tensorsToWrite(model: Model, override?: Weights): Map<string, TensorToWrite> {
   const names = getArchitecture(model.config.modelType)
     .expectedTensors(model.config)
     .map((e) => e.name);
@@ -139,7 +143,7 @@ async function tensorsToWrite(model: Model, override?: Weights): Promise<Map<str
   for (const name of names) {
     const t = override?.get(name) ?? model.weights.get(name);
     if (t) {
-      out.set(name, { shape: t.shape, data: (await t.data()) as Float32Array });
+      out.set(name, { shape: t.shape, data: () => weightValues(t) });
     }
   }
   return out;
@@ -163,7 +167,7 @@ export async function saveModel(model: Model, dir: string, opts: SaveModelOption
       copies.set(name, source);
     }
   }
-  const tensors = await tensorsToWrite(model, opts.weights);
+  const tensors = tensorsToWrite(model, opts.weights);
   await writeModelDir(dir, { config, generationConfig: generationConfigToHf(model.config, model.generationConfig), tensors, copies }, { dtype, overwrite: opts.overwrite });
   log.info({ dir: path.resolve(dir), dtype, tensors: tensors.size, tokenizerFiles: [...copies.keys()] }, "model saved");
 }
