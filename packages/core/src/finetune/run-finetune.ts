@@ -23,7 +23,7 @@ import { readSftData } from "../quality/sft-data.js";
 import { loadTokenizer } from "../tokenizer/load-tokenizer.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { AdamW } from "../train/adamw.js";
-import { anchorFromFiles, checkUnchanged } from "../train/anchor.js";
+import { anchorFromFiles, anchorWeights } from "../train/anchor.js";
 import { DEFAULT_CHECK_TEMPLATES, type PromptMode } from "../train/data.js";
 import { writeFileAtomic } from "../util/json-file.js";
 import { bestWeightsOnDisk } from "./best-weights.js";
@@ -213,10 +213,6 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
     emit({ type: "phase", phase: "save" });
     const bestTensors = new Map<string, tf.Tensor>(vars);
     let base: Model | null = null;
-    if (selfText.length > 0 || evalText) {
-      await checkUnchanged(baseFiles);
-      base = await loadModel(model.dir, { log });
-    }
     try {
       await saveModel(loaded, path.join(paths.partial, "final_model"), { weights: bestTensors, overwrite: true, log });
       let checked: TemplateResult[] = [];
@@ -232,6 +228,9 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
         }
       }
       emit({ type: "phase", phase: "measure" });
+      if (selfText.length > 0 || evalText) {
+        base = { ...loaded, weights: await anchorWeights(baseFiles, loaded.weights) }; // streamed into the heap: no copy outside it
+      }
       const heldout = await measureHeldout(
         base ?? loaded,
         bestTensors,

@@ -11,7 +11,7 @@ import { initBackend } from "../backend.js";
 import { InputError, RuntimeFailure } from "../errors.js";
 import { readModelWeights, writeModelWeights } from "../io/model-files.js";
 import type { TensorToWrite } from "../io/safetensors.js";
-import { anchorFromFiles, averageToward } from "./anchor.js";
+import { anchorFromFiles, anchorWeights, averageToward } from "./anchor.js";
 import { averageInto, snapshotWeights } from "./averaging.js";
 
 let root: string;
@@ -101,4 +101,22 @@ test("a weight file that changed since the anchor was made is a RuntimeFailure",
   await utimes(a2.files[0]?.path as string, new Date(), new Date(Date.now() + 5000));
   await expect(averageToward(vars, a2, 0.5)).rejects.toThrow(/changed during the run/);
   tf.dispose([...vars.values()]);
+});
+
+test.each([
+  ["BF16, three shards, slices of 7 values", "wasm", 7],
+  ["BF16, three shards, cpu", "cpu", undefined],
+] as const)("anchorWeights (%s): the weights as loaded, as new tensors", async (name, backend, slice) => {
+  await initBackend(backend);
+  const dir = await modelDir(`weights-${backend}`, "BF16", 200);
+  const loaded = await readModelWeights(dir);
+  const shapes = new Map([...loaded].map(([n, t]) => [n, { shape: t.shape }]));
+  const w = await anchorWeights(await anchorFromFiles(dir), shapes, slice);
+  expect([...w.keys()].sort()).toEqual([...loaded.keys()].sort());
+  for (const [n, t] of w) {
+    expect(t.shape).toEqual(loaded.get(n)?.shape);
+    expect([...new Uint32Array((t.dataSync() as Float32Array).slice().buffer)]).toEqual([...new Uint32Array(loaded.get(n)?.data.buffer ?? new ArrayBuffer(0))]);
+  }
+  tf.dispose([...w.values()]);
+  await expect(anchorWeights(await anchorFromFiles(dir), new Map([...shapes, ["lm_head.weight", { shape: [2] }]]))).rejects.toThrow(/has no tensor "lm_head.weight"/);
 });

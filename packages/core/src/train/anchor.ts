@@ -106,3 +106,46 @@ export async function averageToward(vars: Map<string, tf.Variable>, anchor: Anch
     }
   });
 }
+
+/**
+ * The anchor's weights as new tensors of the given shapes (e.g. the base model again after
+ * training), streamed from the files into each tensor's own memory where the backend exposes
+ * it (wasm): no copy of the model outside the tfjs heap. Elsewhere, a tensor at a time.
+ * The caller disposes the tensors.
+ */
+export async function anchorWeights(anchor: AnchorFiles, shapes: ReadonlyMap<string, { shape: number[] }>, sliceElements = SLICE_ELEMENTS): Promise<Map<string, tf.Tensor>> {
+  await checkUnchanged(anchor);
+  const b = tf.backend() as unknown as HeapBackend;
+  const heapView = typeof b.typedArrayFromHeap === "function" ? b.typedArrayFromHeap.bind(b) : null;
+  const out = new Map<string, tf.Tensor>();
+  let whole: Float32Array | null = null;
+  try {
+    await eachModelWeightSlice(anchor.dir, { filter: (name) => shapes.has(name), sliceElements }, (name, e, w0, offset) => {
+      const shape = (shapes.get(name) as { shape: number[] }).shape;
+      if (e.size !== shape.reduce((a, c) => a * c, 1)) {
+        throw new InputError(`anchorWeights: ${anchor.dir} has ${e.size} values for "${name}", its shape [${shape.join(", ")}] needs ${shape.reduce((a, c) => a * c, 1)}`);
+      }
+      if (heapView) {
+        if (offset === 0) {
+          out.set(name, tf.zeros(shape, "float32")); // fresh memory of its own, filled below
+        }
+        heapView(out.get(name) as tf.Tensor).set(w0, offset);
+        return;
+      }
+      whole = offset === 0 ? new Float32Array(e.size) : whole;
+      (whole as Float32Array).set(w0, offset);
+      if (offset + w0.length === e.size) {
+        out.set(name, tf.tensor(whole as Float32Array, shape, "float32"));
+        whole = null;
+      }
+    });
+    const missing = [...shapes.keys()].filter((n) => !out.has(n));
+    if (missing.length > 0) {
+      throw new InputError(`anchorWeights: ${anchor.dir} has no tensor ${missing.slice(0, 4).map((n) => `"${n}"`).join(", ")}`);
+    }
+    return out;
+  } catch (err) {
+    tf.dispose([...out.values()]);
+    throw err;
+  }
+}
