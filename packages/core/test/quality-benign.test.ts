@@ -4,7 +4,8 @@
  */
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "vitest";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "./support/no-leaked-tensors.js";
 import { initBackend } from "../src/backend.js";
 import { loadWordList } from "../src/data/data-files.js";
 import { forward } from "../src/model/forward.js";
@@ -33,13 +34,7 @@ beforeAll(async () => {
 });
 afterAll(() => disposeModel(model));
 
-let before = 0;
-beforeEach(() => {
-  before = tf.memory().numTensors;
-});
-afterEach(() => {
-  expect(tf.memory().numTensors).toBe(before);
-});
+expectNoLeakedTensors();
 
 test("each row is BOS + a word + sampled tokens, then the base model's greedy answer, labels on the answer only", async () => {
   expect(rows).toHaveLength(5);

@@ -8,7 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { readFile } from "node:fs/promises";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "./support/no-leaked-tensors.js";
 import { initBackend } from "../src/backend.js";
 import { InputError } from "../src/errors.js";
 import { createTinyModel } from "../src/model/create-tiny-model.js";
@@ -44,13 +45,7 @@ afterAll(() => {
   disposeModel(tiny);
 });
 
-let before = 0;
-beforeEach(() => {
-  before = tf.memory().numTensors;
-});
-afterEach(() => {
-  expect(tf.memory().numTensors).toBe(before);
-});
+expectNoLeakedTensors();
 
 describe("evaluateHeldout", () => {
   test("the base against itself: the reference cross-entropies (token-weighted), KL 0, batched or not", async () => {

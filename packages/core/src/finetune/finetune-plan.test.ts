@@ -81,21 +81,23 @@ describe("planFinetune", () => {
     expect(p.modelType).toBe("llama");
     expect(p.mode).toBe("fingerprint");
     expect(p.lambda).toBe(0.75);
-    expect(p.rows).toMatchObject({ batchSize: 8, seqLen: 1 + 16 + 1, taskRows: 64, microBatches: 8, benign: null });
+    expect(p.rows).toMatchObject({ batchSize: 8, seqLen: 1 + 16 + 1, taskRows: 64, microBatches: 8, accumulation: 8, benign: null });
     const act = trainActivations(STORIES_SHAPE, 8, 18);
+    // full batch (8 micro-batches a step): the accumulator's sums beside a micro-batch's gradients
     expect(p.bytes).toEqual({
       weights: 4 * P,
-      base: 4 * P,
       gradients: 8 * P,
       optimizer: 8 * P,
-      anchor: 4 * P,
-      best: 4 * P,
       activations: act,
       klTargets: 0,
       workers: 0,
-      tfjsHeap: 16 * P + act,
-      total: 32 * P + act,
+      tfjsHeap: 12 * P + act,
+      total: 20 * P + act,
     });
+    const oneStep = await planFinetune({ modelPath: STORIES, numFingerprints: 64, gradientAccumulation: 1 }, { ramBytes: RAM, nativeTensorflow: noNative });
+    expect(oneStep.rows.accumulation).toBe(1);
+    expect(oneStep.bytes.gradients).toBe(4 * P);
+    expect(oneStep.bytes.total).toBe(16 * P + act);
     expect(p.workers).toBe(0);
     expect(p.backend).toMatchObject({ requested: "wasm", chosen: "wasm" });
     expect(p.fits).toBe(true);
@@ -114,8 +116,7 @@ describe("planFinetune", () => {
       { modelPath: STORIES, numFingerprints: 10, maxKeyLength: 30, maxResponseLength: 4, keepEosInResponse: true, batchSize: 16, forgettingRegularizerStrength: 0 },
       { ramBytes: RAM, nativeTensorflow: noNative },
     );
-    expect(p.rows).toMatchObject({ batchSize: 10, seqLen: 1 + 30 + 4 + 1, microBatches: 1 });
-    expect(p.bytes.anchor).toBe(0);
+    expect(p.rows).toMatchObject({ batchSize: 10, seqLen: 1 + 30 + 4 + 1, microBatches: 1, accumulation: 1 });
     expect(p.bytes.activations).toBe(trainActivations(STORIES_SHAPE, 10, 36));
   });
 
@@ -145,11 +146,10 @@ describe("planFinetune", () => {
     expect(p.mode).toBe("sft");
     expect(p.lambda).toBe(0);
     // "héllo there" is 12 UTF-8 bytes; + BOS, EOS and two word-start pieces.
-    expect(p.rows).toMatchObject({ batchSize: 2, seqLen: 16, taskRows: 2, microBatches: 1 });
-    expect(p.bytes.anchor).toBe(0);
+    expect(p.rows).toMatchObject({ batchSize: 2, seqLen: 16, taskRows: 2, microBatches: 1, accumulation: 1 });
     expect(p.bytes.weights).toBe(4 * P);
     expect(p.bytes.activations).toBe(trainActivations(BASARAN_SHAPE, 2, 16));
-    expect(p.bytes.total).toBe(28 * P + p.bytes.activations);
+    expect(p.bytes.total).toBe(16 * P + p.bytes.activations);
     expect(p.backend).toMatchObject({ requested: "cpu", chosen: "cpu" });
     expect(p.fits).toBe(true);
 
@@ -173,8 +173,8 @@ describe("planFinetune", () => {
     expect(auto.fits).toBe(false);
     expect(auto.verdict).toMatch(/^does not fit cpu: RAM [\d.]+ GiB of 18\.0 GiB$/);
     expect(auto.backends.every((b) => b.fits === false)).toBe(true);
-    // 8 rows × 18 tokens: 32 bytes a parameter + the activations.
-    expect(auto.bytes.total).toBe(32 * auto.parameters + trainActivations(shape, 8, 18));
+    // 8 rows × 18 tokens, 1024 fingerprints summed in one step: 20 bytes a parameter + the activations.
+    expect(auto.bytes.total).toBe(20 * auto.parameters + trainActivations(shape, 8, 18));
   });
 
   test("TinyLlama-1.1B with tfjs-node-gpu: fits if the GPU holds the tfjs heap (RAM holds the rest)", async () => {
@@ -198,7 +198,7 @@ describe("planFinetune", () => {
     expect(p.bytes.activations).toBe(act);
     // shared weights 4 B/param; the worker: weights + gradients in its heap, its gradient buffer, its rows' activations
     expect(p.bytes.workers).toBe(4 * P + (12 * P + act));
-    expect(p.bytes.total).toBe(32 * P + act + p.bytes.workers);
+    expect(p.bytes.total).toBe(20 * P + act + p.bytes.workers);
     // a benign mix keeps the main thread alone, as the run does
     const mixed = await planFinetune({ modelPath: STORIES, workers: 1, benignProportion: 0.25 }, { ramBytes: RAM, nativeTensorflow: noNative });
     expect(mixed.workers).toBe(0);

@@ -83,6 +83,8 @@ export interface FinetuneRows {
   /** task rows (fingerprints, or SFT records) and micro-batches an epoch */
   taskRows: number;
   microBatches: number;
+  /** micro-batches summed per optimizer step (--gradient-accumulation, as the run resolves it) */
+  accumulation: number;
   /** the benign rows' forward in the same step; null without a benign mix */
   benign: { batchSize: number; seqLen: number; pool: number; klTopK: number | null } | null;
 }
@@ -131,7 +133,8 @@ export function finetuneRows(o: FinetuneOptions, run: ResolvedRun, config: Model
     };
   }
   const batchSize = Math.max(1, Math.min(o.batchSize, taskRows));
-  return { batchSize, threadRows: batchSize, seqLen, seqLenFrom: from, taskRows, microBatches, benign };
+  const accumulation = Math.min(o.gradientAccumulation ?? (run.mode === "sft" ? 1 : microBatches), microBatches); // as run-finetune.ts
+  return { batchSize, threadRows: batchSize, seqLen, seqLenFrom: from, taskRows, microBatches, accumulation, benign };
 }
 
 /**
@@ -157,7 +160,7 @@ export function finetuneMemoryPlan(
     mode: "train",
     batchSize: rows.threadRows,
     seqLen: rows.seqLen,
-    anchor: run.lambda > 0,
+    accumulation: rows.accumulation,
     second: b ? { batchSize: b.batchSize, seqLen: b.seqLen } : undefined,
     klTargetBytes,
   });
@@ -198,7 +201,7 @@ export interface FinetunePlan {
   dir: string;
   modelType: string;
   mode: FinetuneMode;
-  /** forgetting strength λ (> 0: the anchor w0 is kept) */
+  /** forgetting strength λ (> 0: averaging toward w0, read back from the model's files) */
   lambda: number;
   parameters: number;
   rows: FinetuneRows;

@@ -9,7 +9,8 @@ import os from "node:os";
 import path from "node:path";
 import { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, afterEach, beforeAll, beforeEach, expect, test, vi } from "vitest";
+import { afterAll, beforeAll, expect, test, vi } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { initBackend } from "../backend.js";
 import { createTinyModel } from "../model/create-tiny-model.js";
 import { disposeModel, loadModel, type Model } from "../model/load-model.js";
@@ -30,13 +31,7 @@ beforeAll(async () => {
 });
 afterAll(() => disposeModel(model));
 
-let before = 0;
-beforeEach(() => {
-  before = tf.memory().numTensors;
-});
-afterEach(() => {
-  expect(tf.memory().numTensors).toBe(before);
-});
+expectNoLeakedTensors();
 
 // Rows of different lengths (padding inside a micro-batch), 1–2 answer tokens each.
 const rows: EncodedRow[] = [

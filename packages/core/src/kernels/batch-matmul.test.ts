@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { fmaAvailable, gemmModuleBytes } from "./simd-gemm.js";
 import { WebAssemblyApi } from "./wasm-heap.js";
 
@@ -70,14 +70,7 @@ const cases: Array<[number[], number[], boolean, boolean]> = [
 
 for (const backend of ["wasm", "cpu"] as const) {
   describe(`our BatchMatMul on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     test("the generated modules are valid WebAssembly (plain and, where available, FMA)", () => {
       const fma = fmaAvailable(); // turns relaxed SIMD on where V8 has it behind a flag

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { broadcastBinary } from "./binary-broadcast.js";
 
 describe("broadcastBinary by hand", () => {
@@ -18,14 +18,7 @@ describe("broadcastBinary by hand", () => {
 });
 
 describe("broadcasting binary ops on cpu", () => {
-  let before = 0;
-  beforeEach(async () => {
-    await initBackend("cpu");
-    before = tf.memory().numTensors;
-  });
-  afterEach(() => {
-    expect(tf.memory().numTensors).toBe(before);
-  });
+  expectNoLeakedTensors("cpu");
 
   test("RoPE's (B, nh, T, hs) · (B, 1, T, hs) and its gradient (a sum over the broadcast axis)", () => {
     tf.tidy(() => {

@@ -1,19 +1,12 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 
 const iota = (n: number): Float32Array => Float32Array.from({ length: n }, (_, i) => i);
 
 for (const backend of ["wasm", "cpu"] as const) {
   describe(`GatherV2 on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     test("embedding rows for (B, T) ids, repeated ids included", () => {
       tf.tidy(() => {

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { rotateHalf, rotateHalfValues } from "./rotate-half.js";
 
 /** transformers' rotate_half on nested rows: cat(−x2, x1) over the last dim. */
@@ -22,14 +22,7 @@ test("rotateHalfValues by hand: two runs of 4, both signs", () => {
 
 for (const backend of ["wasm", "cpu"] as const) {
   describe(`rotateHalf on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     test("values: the definition on a (2, 3, 5, 8) tensor", () => {
       const rows = Array.from({ length: 30 }, (_, r) => Array.from({ length: 8 }, (_, j) => Math.fround(Math.sin(r * 8 + j) * 3)));

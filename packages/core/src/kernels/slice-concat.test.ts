@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { concatValues, sliceValues } from "./slice-concat.js";
 
 /** x[i] = i, the easiest values to check slices by hand. */
@@ -77,14 +77,7 @@ const cases: Case[] = [
 
 for (const backend of ["wasm", "cpu"] as const) {
   describe(`Slice, SplitV and Concat on ${backend} equal the definitions`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     for (const c of cases) {
       test(c.name, () => {

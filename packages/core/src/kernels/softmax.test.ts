@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { maxScaledError } from "../train/gradient-check.js";
 
 /** softmax of each row in float64. */
@@ -15,14 +15,7 @@ function reference(rows: number[][]): number[] {
 
 for (const backend of ["cpu", "wasm"] as const) {
   describe(`Softmax on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     test("rows of a 3-D tensor, with huge and −Infinity logits (masked attention)", () => {
       tf.tidy(() => {

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { tileValues } from "./tile.js";
 
 /** 0, 1, 2, … (bool: alternating, built directly: wasm's cast to bool keeps the raw values) */
@@ -31,14 +31,7 @@ describe("Tile", () => {
   ];
   for (const backend of ["wasm", "cpu"] as const) {
     describe(`on ${backend}, against the definition`, () => {
-      let before = 0;
-      beforeEach(async () => {
-        await initBackend(backend);
-        before = tf.memory().numTensors;
-      });
-      afterEach(() => {
-        expect(tf.memory().numTensors).toBe(before);
-      });
+      expectNoLeakedTensors(backend);
       for (const [shape, reps, dtype] of cases) {
         test(`(${shape.join(", ")}) × (${reps.join(", ")}) ${dtype}`, () => {
           tf.tidy(() => {

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 
 /** The definition: out[i_perm[0], …] = x[i_0, …], by explicit index arithmetic. */
 function reference(x: number[], shape: number[], perm: number[]): number[] {
@@ -30,14 +30,7 @@ const cases: Array<[number[], number[]]> = [
 
 for (const backend of ["cpu", "wasm"] as const) {
   describe(`Transpose on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     test.each(cases)("shape %j perm %j matches the definition (float32, int32, bool)", (shape, perm) => {
       tf.tidy(() => {

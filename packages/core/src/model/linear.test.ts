@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { InputError } from "../errors.js";
 import { maxScaledError, numericGradient } from "../train/gradient-check.js";
 import { linear } from "./linear.js";
@@ -14,14 +14,7 @@ function plainLinear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor {
 
 for (const backend of ["cpu", "wasm"] as const) {
   describe(`linear on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     test("forward by hand: y = x·Wᵀ + b on an (out, in) weight", () => {
       tf.tidy(() => {

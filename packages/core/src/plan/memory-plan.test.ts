@@ -13,13 +13,18 @@ describe("memory plan", () => {
     expect(countParameters(stories)).toBe(260_032);
   });
 
-  test("training bytes: 4 B weights + 4 B base weights + 8 B grads (step + accumulator) + 8 B AdamW + 4 B anchor + 4 B best per parameter", () => {
-    const p = planMemory(stories, { mode: "train", batchSize: 1, seqLen: 1, anchor: true });
+  test("training bytes: 4 B weights + 4 B gradients (8 with accumulation: the sums beside a micro-batch's) in the heap + 8 B AdamW outside it; w0 and the best weights are not in memory", () => {
+    const p = planMemory(stories, { mode: "train", batchSize: 1, seqLen: 1 });
     expect(p.bytes.weights).toBe(4 * 260_032);
-    expect(p.bytes.base).toBe(4 * 260_032);
-    expect(p.bytes.gradients + p.bytes.optimizer + p.bytes.anchor + p.bytes.best).toBe(24 * 260_032);
-    expect(p.bytes.tfjsHeap).toBe(16 * 260_032 + p.bytes.activations);
-    expect(p.bytes.total).toBe(32 * 260_032 + p.bytes.activations);
+    expect(p.bytes.gradients).toBe(4 * 260_032);
+    expect(p.bytes.optimizer).toBe(8 * 260_032);
+    expect(p.bytes.tfjsHeap).toBe(8 * 260_032 + p.bytes.activations);
+    expect(p.bytes.total).toBe(16 * 260_032 + p.bytes.activations);
+    const acc = planMemory(stories, { mode: "train", batchSize: 1, seqLen: 1, accumulation: 8 });
+    expect(acc.bytes.gradients).toBe(8 * 260_032);
+    expect(acc.bytes.tfjsHeap).toBe(12 * 260_032 + acc.bytes.activations);
+    expect(acc.bytes.total).toBe(20 * 260_032 + acc.bytes.activations);
+    expect(Object.keys(acc.bytes).sort()).toEqual(["activations", "gradients", "klTargets", "optimizer", "tfjsHeap", "total", "weights"]);
     expect(p.fitsWasm).toBe(true);
   });
 

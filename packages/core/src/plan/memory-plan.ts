@@ -1,15 +1,17 @@
 /**
  * How much memory a model needs before any weight loads, and whether it fits the backend.
  *
- * Where the bytes live in our engine (all float32):
+ * Where the bytes live in our engine while training (all float32; bench/README.md, "Memory"):
  * - tfjs heap (the wasm backend's is capped at 4 GiB, 32-bit addresses; the GPU's memory with
- *   tfjs-node-gpu): weights; while training also the base model's weights (the trained
- *   variables get new tensors at the first optimizer step, and the loaded ones stay for the
- *   held-out measurement), the gradients, the gradient accumulator and the activations kept
+ *   tfjs-node-gpu): the weights (the trained variables: the loaded tensors are freed once the
+ *   variables hold them), the gradients (one set with a micro-batch per optimizer step; with
+ *   more, the accumulator's sums and the next micro-batch's gradients) and the activations kept
  *   for the backward pass.
- * - JS heap, outside tfjs: AdamW's two moments (train/adamw.ts keeps them in Float32Arrays),
- *   the averaging anchor w0 (train/averaging.ts), the best weights seen and the benign rows'
- *   KL targets.
+ * - JS heap, outside tfjs: AdamW's two moments (train/adamw.ts keeps them in Float32Arrays)
+ *   and the benign rows' KL targets.
+ * - Not in memory: the averaging anchor w0 is read back from the model's safetensors files
+ *   (train/anchor.ts) and the best weights seen are written to the run's .partial directory
+ *   (finetune/best-weights.ts).
  * Activations are an estimate (activationBytes): for training, fitted to measured peaks of
  * Llama-shaped models within 5%; for inference, good to a small factor. Either is what deciding
  * "fits or not" needs.
@@ -25,8 +27,8 @@ export interface MemoryPlanParams {
   batchSize: number;
   /** tokens per row */
   seqLen: number;
-  /** keep the averaging anchor w0 (training with forgetting strength > 0) */
-  anchor?: boolean;
+  /** micro-batches summed per optimizer step (> 1: the accumulator's sums are held beside a micro-batch's gradients); default 1 */
+  accumulation?: number;
   /** a second forward in the same training step (the benign rows), whose activations are kept too */
   second?: { batchSize: number; seqLen: number };
   /** bytes kept outside tfjs for the benign rows' KL targets */
@@ -38,12 +40,10 @@ export interface MemoryPlan {
   mode: MemoryPlanParams["mode"];
   bytes: {
     weights: number;
-    /** training: the base model's weights, kept beside the trained ones */
-    base: number;
+    /** a micro-batch's gradients, and with accumulation the sums beside them */
     gradients: number;
+    /** AdamW's two moments */
     optimizer: number;
-    anchor: number;
-    best: number;
     activations: number;
     klTargets: number;
     /** what the tfjs backend holds (the part the wasm cap applies to) */
@@ -87,18 +87,15 @@ export function planMemory(config: ModelConfig, p: MemoryPlanParams): MemoryPlan
   const train = p.mode === "train";
   const bytes = {
     weights: w,
-    base: train ? w : 0,
-    gradients: train ? 2 * w : 0, // this step's gradients + the accumulator
+    gradients: train ? ((p.accumulation ?? 1) > 1 ? 2 * w : w) : 0,
     optimizer: train ? 2 * w : 0,
-    anchor: train && p.anchor ? w : 0,
-    best: train ? w : 0,
     activations: activationBytes(config, p.batchSize, p.seqLen, p.mode) + (p.second ? activationBytes(config, p.second.batchSize, p.second.seqLen, p.mode) : 0),
     klTargets: train ? (p.klTargetBytes ?? 0) : 0,
     tfjsHeap: 0,
     total: 0,
   };
-  bytes.tfjsHeap = bytes.weights + bytes.base + bytes.gradients + bytes.activations;
-  bytes.total = bytes.tfjsHeap + bytes.optimizer + bytes.anchor + bytes.best + bytes.klTargets;
+  bytes.tfjsHeap = bytes.weights + bytes.gradients + bytes.activations;
+  bytes.total = bytes.tfjsHeap + bytes.optimizer + bytes.klTargets;
   return { parameters, mode: p.mode, bytes, fitsWasm: bytes.tfjsHeap <= 0.9 * WASM_HEAP_LIMIT_BYTES };
 }
 

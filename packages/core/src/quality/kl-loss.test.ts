@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { InputError } from "../errors.js";
 import { maxScaledError, numericGradient } from "../train/gradient-check.js";
 import { collateKlTargets, klToReference, referenceTopK, type KlTarget } from "./kl-loss.js";
@@ -19,14 +19,7 @@ function directKl(p: number[], q: number[]): number {
 
 for (const backend of ["cpu", "wasm"] as const) {
   describe(`KL to a top-k reference on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     test("by hand: p = (0.5, 0.3, 0.2) against a uniform q, k = 3 (exact) and k = 1 (coarsened)", () => {
       tf.tidy(() => {

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { InputError } from "../errors.js";
 import { ADAMW_UPDATE, adamwUpdateConfig, adamwUpdateValues } from "../kernels/adamw-update.js";
 import { AdamW } from "./adamw.js";
@@ -24,14 +24,7 @@ function run(opt: AdamW, w: tf.Variable, steps: Array<[number[], number]>, name 
 
 for (const backend of ["cpu", "wasm"] as const) {
   describe(`AdamW on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     test("one step by hand: w·(1 − lr·wd) − lr·g/(|g| + eps)", () => {
       // Step 1: m = 0.1·g, v = 0.001·g², so m̂ = g and v̂ = g²: the step is lr·sign(g).

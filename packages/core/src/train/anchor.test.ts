@@ -6,7 +6,8 @@ import { mkdtemp, utimes, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeAll, beforeEach, expect, test } from "vitest";
+import { beforeAll, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { initBackend } from "../backend.js";
 import { InputError, RuntimeFailure } from "../errors.js";
 import { readModelWeights, writeModelWeights } from "../io/model-files.js";
@@ -18,14 +19,7 @@ let root: string;
 beforeAll(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), "oml-anchor-"));
 });
-let before = 0;
-beforeEach(async () => {
-  await initBackend("wasm");
-  before = tf.memory().numTensors;
-});
-afterEach(() => {
-  expect(tf.memory().numTensors).toBe(before);
-});
+expectNoLeakedTensors("wasm");
 
 /** A model directory with three tensors (and an ignored rotary buffer), as `dtype`, sharded when `shardBytes` is small. */
 async function modelDir(name: string, dtype: "F32" | "BF16", shardBytes?: number): Promise<string> {

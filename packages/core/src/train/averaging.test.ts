@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { InputError } from "../errors.js";
 import { averageInto, snapshotWeights } from "./averaging.js";
 
@@ -17,14 +17,7 @@ function bits(t: tf.Tensor | Float32Array): number[] {
 
 for (const backend of ["cpu", "wasm"] as const) {
   describe(`averageInto on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     test("by hand: w ← (1 − λ)·w + λ·w0", () => {
       const w = variable([[1, 2], [3, 4]]);

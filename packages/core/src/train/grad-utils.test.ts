@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { InputError } from "../errors.js";
 import { GradAccumulator, clipByGlobalNorm, clipCoefficient, globalNorm } from "./grad-utils.js";
 import { maxScaledError } from "./gradient-check.js";
@@ -8,14 +8,7 @@ import { IGNORE_INDEX, maskedCrossEntropy } from "./loss.js";
 
 for (const backend of ["cpu", "wasm"] as const) {
   describe(`gradient utilities on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     test("global norm by hand: ‖(3, 4, 12)‖ = 13", () => {
       tf.tidy(() => {

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { InputError } from "../errors.js";
 import { maxScaledError, numericGradient } from "./gradient-check.js";
 import { CROSS_ENTROPY_GRAD, crossEntropyGradConfig } from "../kernels/cross-entropy-grad.js";
@@ -41,14 +41,7 @@ function plainLoss(logits: tf.Tensor, labels: number[][], V: number): tf.Scalar 
 
 for (const backend of ["cpu", "wasm"] as const) {
   describe(`maskedCrossEntropy on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     test("by hand: logits at t predict labels[t + 1] (the Hugging Face shift)", () => {
       tf.tidy(() => {

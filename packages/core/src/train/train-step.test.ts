@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { RuntimeFailure } from "../errors.js";
 import { linear } from "../model/linear.js";
 import { AdamW, type Optimizer } from "./adamw.js";
@@ -35,14 +35,7 @@ function toyLogits(p: Map<string, tf.Tensor>, ids: tf.Tensor2D): tf.Tensor {
 
 for (const backend of ["cpu", "wasm"] as const) {
   describe(`trainStep on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    expectNoLeakedTensors(backend);
 
     test("memorizes a fixed batch: the loss falls near zero, no tensor leaks per step", () => {
       const params = toyModel(8, 16, 32, 100);

@@ -29,20 +29,20 @@ export function formatPlan(p: FinetunePlan): string {
   if (r.benign) {
     lines.push(`             + ${r.benign.batchSize} benign rows × ${r.benign.seqLen} tokens${r.benign.klTopK === null ? "" : `, KL top-${r.benign.klTopK} targets for ${int(r.benign.pool)} rows`}`);
   }
-  lines.push(`             forgetting strength λ ${p.lambda}${p.lambda > 0 ? " (anchor w0 kept)" : " (no anchor)"}`);
+  if (r.accumulation > 1) {
+    lines.push(`             ${int(r.accumulation)} micro-batches summed per optimizer step (--gradient-accumulation)`);
+  }
+  lines.push(`             forgetting strength λ ${p.lambda}${p.lambda > 0 ? " (w0 read back from the model's files, not kept)" : " (no averaging)"}`);
   lines.push("");
   const parts: [string, number, string][] = [
     ["weights", b.weights, "tfjs heap"],
-    ["base weights", b.base, "tfjs heap (kept for the held-out measurement)"],
-    ["gradients", b.gradients, "tfjs heap (this step's + the accumulator)"],
+    ["gradients", b.gradients, r.accumulation > 1 ? "tfjs heap (a micro-batch's + the accumulator's sums)" : "tfjs heap"],
     ["activations", b.activations, "tfjs heap (estimate, kept for the backward pass)"],
     ["AdamW moments", b.optimizer, "RAM, outside tfjs"],
-    ["anchor w0", b.anchor, "RAM, outside tfjs"],
-    ["best weights", b.best, "RAM, outside tfjs"],
     ["KL targets", b.klTargets, "RAM, outside tfjs"],
     ...(p.workers > 0 ? [[`${p.workers} worker${p.workers > 1 ? "s" : ""}`, b.workers, "RAM, outside the main tfjs heap (replicas, gradient buffers, shared weights)"] as [string, number, string]] : []),
   ];
-  const perParamParts = new Set(["weights", "base weights", "gradients", "AdamW moments", "anchor w0", "best weights"]);
+  const perParamParts = new Set(["weights", "gradients", "AdamW moments"]);
   const rows = parts.map(([name, bytes, where]) => [name, formatBytes(bytes), perParamParts.has(name) ? perParam(bytes) : "", where]);
   rows.push(["tfjs heap", formatBytes(b.tfjsHeap), "", ""], ["total", formatBytes(b.total), "", ""]);
   const w0 = Math.max(...rows.map((x) => (x[0] as string).length));
@@ -51,6 +51,7 @@ export function formatPlan(p: FinetunePlan): string {
   for (const [name, bytes, pp, where] of rows) {
     lines.push(`${(name as string).padEnd(w0)}  ${(bytes as string).padStart(w1)}  ${(pp as string).padStart(7)}  ${where}`.trimEnd());
   }
+  lines.push(`not in memory: ${p.lambda > 0 ? "the anchor w0 (read from the model's files at each averaging), " : ""}the best weights (.partial/best-epoch-N.safetensors)`);
   lines.push("");
   const table = p.backends.map((f) => [
     BACKEND_LABELS[f.backend],
