@@ -41,12 +41,13 @@ export function lcg(seed) {
 
 /**
  * The normalised config, every tensor (name → { shape, data }) with N(0, 0.02)-ish uniform
- * weights and unit norm gains, and (B, T) token ids.
+ * weights and unit norm gains, and (B, T) token ids. `hf`: another Llama config.json to build
+ * the same way (default the 20M one).
  */
-export async function llama20m({ seed = 1, batch = 8, seqLen = 64 } = {}) {
+export async function llama20m({ seed = 1, batch = 8, seqLen = 64, hf = HF_CONFIG_20M } = {}) {
   const { normalizeLlamaConfig } = await dist("model/config.js");
   const { getArchitecture } = await dist("model/registry.js");
-  const config = normalizeLlamaConfig(HF_CONFIG_20M, "bench/llama-20m/config.json");
+  const config = normalizeLlamaConfig(hf, "bench/llama-20m/config.json");
   const rnd = lcg(seed);
   const tensors = new Map();
   for (const e of getArchitecture("llama").expectedTensors(config)) {
@@ -59,5 +60,5 @@ export async function llama20m({ seed = 1, batch = 8, seqLen = 64 } = {}) {
   }
   const ids = Array.from({ length: batch }, () => Array.from({ length: seqLen }, () => Math.floor(rnd() * config.vocabSize)));
   const params = [...tensors.values()].reduce((a, t) => a + t.data.length, 0);
-  return { hf: HF_CONFIG_20M, config, tensors, ids, params };
+  return { hf, config, tensors, ids, params };
 }
