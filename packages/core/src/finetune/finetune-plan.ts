@@ -39,9 +39,9 @@ export const BENIGN_WORD_TOKENS = 11;
 export const WASM_HEAP_SHARE = 0.9;
 /**
  * Share of RAM the plan's total may fill. The plan counts what a run holds; the peak RSS of real
- * runs was 59% above it on a 20M-parameter Llama and 27% above on a 134M one (wasm, 8 × 18-token
- * rows): the runtime (~90 MiB with the wasm backend started), the tokenizer, and transient copies
- * (the loader's arrays, AdamW's per-tensor reads, the saved model's buffer).
+ * runs was 44% above it on a 20M-parameter Llama and 8% above on a 134M one (wasm, 8 × 18-token
+ * rows, one micro-batch a step; bench/README.md, "Memory plan"): the runtime (~90 MiB with the
+ * wasm backend started), the tokenizer, the loader's arrays and the allocators' slack.
  */
 export const RAM_SHARE = 0.75;
 
