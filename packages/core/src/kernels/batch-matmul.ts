@@ -12,7 +12,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs-core";
 import { GEMM_BLOCKS, packPanels, simdGemm } from "./simd-gemm.js";
 import { readValues, type DataBackend } from "./backend-data.js";
-import { heapAddress, heapF32, isWasmBackend, WebAssemblyApi, type WasmBackendLike, type WasmMemory } from "./wasm-heap.js";
+import { heapAddress, heapF32, isWasmBackend, WebAssemblyApi, type WasmBackendLike, type WasmMemory, heapMalloc } from "./wasm-heap.js";
 
 /** For each output batch index, the batch index of an operand with `dims` (broadcast). */
 function batchIndices(outDims: number[], dims: number[]): Int32Array {
@@ -76,7 +76,7 @@ function scratchBytes(d: MatMulDims): number {
 function runGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims, aAddr: number, bAddr: number, cAddr: number, scratch: number, transposeA: boolean, transposeB: boolean): void {
   const { M, N, K, batch, aIdx, bIdx } = d;
   if (K === 0) {
-    heap.fill(0, cAddr >> 2, (cAddr >> 2) + batch * M * N);
+    heap.fill(0, cAddr >>> 2, (cAddr >>> 2) + batch * M * N);
     return;
   }
   const { NC, KC, MC } = GEMM_BLOCKS;
@@ -86,7 +86,7 @@ function runGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims, aAddr: n
   let packed = -1; // which block the scratch holds (a broadcast B is packed once)
   for (let p = 0; p < batch; p++) {
     const aBase = aAddr + (aIdx[p] as number) * M * K * 4;
-    const bBase = (bAddr >> 2) + (bIdx[p] as number) * K * N;
+    const bBase = (bAddr >>> 2) + (bIdx[p] as number) * K * N; // >>>: addresses past 2 GiB are unsigned
     const cBase = cAddr + p * M * N * 4;
     for (let jc = 0; jc < N; jc += NC) {
       const nc = Math.min(NC, N - jc);
@@ -94,7 +94,7 @@ function runGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims, aAddr: n
         const kc = Math.min(KC, K - pc);
         const key = ((bIdx[p] as number) * (Math.ceil(N / NC) + 1) + jc / NC) * (Math.ceil(K / KC) + 1) + pc / KC;
         if (key !== packed) {
-          packPanels(heap, bBase, rsB, csB, pc, kc, jc, nc, scratch >> 2);
+          packPanels(heap, bBase, rsB, csB, pc, kc, jc, nc, scratch >>> 2);
           packed = key;
         }
         for (let ic = 0; ic < M; ic += MC) {
@@ -115,7 +115,7 @@ export function wasmBatchMatMul(b: WasmBackendLike, a: TensorInfo, bT: TensorInf
   if (d.batch * d.M * d.N === 0) {
     return out;
   }
-  const scratch = b.wasm._malloc(scratchBytes(d));
+  const scratch = heapMalloc(b, scratchBytes(d));
   try {
     runGemm(b.wasm.asm.memory, heapF32(b), d, heapAddress(b, a), heapAddress(b, bT), heapAddress(b, out), scratch, transposeA, transposeB);
   } finally {
@@ -157,10 +157,10 @@ export function cpuBatchMatMulValues(aValues: Float32Array, a: TensorInfo, bValu
     cpuMemory.grow(Math.ceil((total - have) / 65536));
   }
   const heap = new Float32Array(cpuMemory.buffer);
-  heap.set(aValues, aAddr >> 2);
-  heap.set(bValues, bAddr >> 2);
+  heap.set(aValues, aAddr >>> 2);
+  heap.set(bValues, bAddr >>> 2);
   runGemm(cpuMemory, heap, d, aAddr, bAddr, cAddr, scratch, transposeA, transposeB);
-  return { values: heap.slice(cAddr >> 2, (cAddr >> 2) + cSize), shape };
+  return { values: heap.slice(cAddr >>> 2, (cAddr >>> 2) + cSize), shape };
 }
 
 /** The cpu BatchMatMul kernel: our GEMM through a private wasm memory; `stock` for the rest. */

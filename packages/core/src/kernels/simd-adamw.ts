@@ -13,7 +13,7 @@
  * keeps.
  */
 import { op, wasmModule, WasmType, type Code } from "./wasm-encoder.js";
-import { heapAddress, heapF32, WebAssemblyApi, type WasmBackendLike, type WasmMemory } from "./wasm-heap.js";
+import { heapAddress, heapF32, WebAssemblyApi, type WasmBackendLike, type WasmMemory, heapMalloc } from "./wasm-heap.js";
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { AdamWUpdateAttrs } from "./adamw-update.js";
 
@@ -137,12 +137,12 @@ export function wasmAdamwUpdate(b: WasmBackendLike, w: TensorInfo, g: TensorInfo
     out = b.makeOutput(w.shape, "float32");
   }
   const chunk = Math.min(CHUNK, n);
-  const scratch = b.wasm._malloc(Math.max(1, 2 * chunk) * 4);
+  const scratch = heapMalloc(b, Math.max(1, 2 * chunk) * 4);
   try {
     const fn = simdAdamw(b.wasm.asm.memory);
     const heap = heapF32(b); // after the last allocation
     const [wA, gA, oA] = [heapAddress(b, w), heapAddress(b, g), heapAddress(b, out)];
-    const mS = scratch >> 2;
+    const mS = scratch >>> 2; // >>>: addresses past 2 GiB are unsigned
     const vS = mS + chunk;
     for (let s = 0; s < n; s += chunk) {
       const len = Math.min(chunk, n - s);

@@ -2,7 +2,9 @@
  * What our in-heap kernels use of tfjs's wasm backend: tensor addresses, the exported
  * `WebAssembly.Memory`, malloc/free for scratch space, and makeOutput.
  * Addresses stay valid when the heap grows; typed-array views do not, so take `heapF32`
- * after the last allocation of a kernel.
+ * after the last allocation of a kernel. The heap reaches 4 GiB: an address past 2 GiB is an
+ * unsigned 32-bit number, so element indices are `addr >>> 2`, never `addr >> 2` (negative),
+ * and a malloc result is read as `>>> 0`.
  */
 import type { DataType, TensorInfo } from "@tensorflow/tfjs-core";
 
@@ -46,7 +48,12 @@ export function heapAddress(b: WasmBackendLike, t: TensorInfo): number {
   if (!data) {
     throw new Error("tensor not in the wasm heap");
   }
-  return data.memoryOffset;
+  return data.memoryOffset >>> 0;
+}
+
+/** `bytes` of scratch in the heap, as an unsigned byte address; free with `b.wasm._free`. */
+export function heapMalloc(b: WasmBackendLike, bytes: number): number {
+  return b.wasm._malloc(bytes) >>> 0;
 }
 
 /** The heap as float32, as of now (re-read after any allocation). */
