@@ -23,7 +23,8 @@ const loops = [
   ["batched (KV cache, batch 256), 1 thread", 256, 0],
   ["batched (KV cache, batch 64: oml-check's default), 1 thread", 64, 0],
   ["batched (KV cache, batch 256), main thread + 1 worker", 256, 1],
-  ["batched (KV cache, batch 64), main thread + 1 worker (oml-check's default)", 64, "auto"],
+  ["batched (KV cache, batch 64), main thread + 1 worker", 64, 1],
+  ["batched (KV cache, batch 64), --workers auto (oml-check's default)", 64, "auto"],
 ];
 for (const [label, batchSize, workers] of loops) {
   const opts = { modelPath: stories, fingerprintsFilePath: fps, fingerprintGenerationStrategy: "random_word", numFingerprints: n, batchSize, workers, backend, explicit: new Set(["numFingerprints"]) };
@@ -40,7 +41,7 @@ for (const [label, batchSize, workers] of loops) {
 console.log(`| stories260K, ${n} fingerprints × 2 templates, ${backend} (load ${os.loadavg()[0].toFixed(1)}) | wall s | CPU s | checks/s (wall) | speed-up (wall) |`);
 console.log("| --- | ---: | ---: | ---: | ---: |");
 for (const r of rows) {
-  console.log(`| ${r.label}${r.workers ? ` [${r.workers} worker]` : ""} | ${r.s.toFixed(2)} | ${r.cpu.toFixed(2)} | ${r.perSec.toFixed(0)} | ${(rows[0].s / r.s).toFixed(1)}× |`);
+  console.log(`| ${r.label} [${r.workers} worker${r.workers === 1 ? "" : "s"}] | ${r.s.toFixed(2)} | ${r.cpu.toFixed(2)} | ${r.perSec.toFixed(0)} | ${(rows[0].s / r.s).toFixed(1)}× |`);
 }
 for (const r of rows.slice(1)) {
   if (r.success !== rows[0].success) {

@@ -65,3 +65,17 @@ describe("checkFingerprints' dealing", () => {
     expect(r?.matches).toBe(20);
   });
 });
+
+test("checkWorkers: a number is taken as asked; auto needs a spare core, one thread per backend and enough work", async () => {
+  const { checkWorkers } = await import("./generate-workers.js");
+  const os = await import("node:os");
+  const spare = Math.min(1, Math.max(0, os.availableParallelism() - 1));
+  const big = { batches: 8, prompts: 2048, parameters: 20e6, backend: "wasm" };
+  expect(checkWorkers(2, { ...big, backend: "tensorflow" })).toBe(2);
+  expect(checkWorkers("auto", big)).toBe(spare);
+  expect(checkWorkers("auto", { ...big, parameters: 260_032 })).toBe(0); // stories260K: start-up outweighs
+  expect(checkWorkers("auto", { ...big, backend: "tensorflow" })).toBe(0);
+  expect(checkWorkers("auto", { ...big, batches: 2 })).toBe(0);
+  expect(checkWorkers("auto", { ...big, parameters: 7e9 })).toBe(0); // a second copy of 28 GB: no
+  expect(() => checkWorkers(-1, big)).toThrow(/--workers/);
+});

@@ -162,37 +162,39 @@ export async function runCheck(o: RunCheckOptions, hooks: { log?: Logger; onProg
   const backend = await initBackend(choice.backend, log, { allowWasm: choice.allowWasm });
   const tok = await loadTokenizer(modelDir);
   const fps = await readFingerprints(fpFile);
-  let examples = run && !explicit.has("fingerprintsFilePath") ? examplesFromRunFile(fps) : null;
-  if (!examples) {
-    let n = explicit.has("numFingerprints") && o.numFingerprints !== undefined ? o.numFingerprints : (o.numFingerprints ?? 128);
-    if (n > fps.length && !explicit.has("numFingerprints")) {
-      log.warn({ file: fpFile, available: fps.length }, `the file has ${fps.length} fingerprints; checking all of them`);
-      n = fps.length;
-    }
-    examples = buildFingerprintExamples(fps, tok, {
-      numFingerprints: n,
-      maxKeyLength,
-      maxResponseLength,
-      strategy,
-      keepEos,
-      words: strategy === "english_random_response" ? await loadWordList() : undefined,
-      rng: createRng(seed),
-      file: fpFile,
-    });
-  } else if (explicit.has("numFingerprints") && o.numFingerprints !== undefined) {
-    examples = examples.slice(0, o.numFingerprints);
-  }
-
+  const fromRunFile = run !== null && !explicit.has("fingerprintsFilePath");
   const modes: PromptMode[] = useChat
     ? [{ kind: "chat" }]
     : (o.useAugmentationPrompts ? await loadAugmentationPrompts(DEFAULT_AUGMENTATION_PROMPTS.test) : [...DEFAULT_CHECK_TEMPLATES]).map((template) => ({ kind: "template", template }));
   const padId = tok.padId ?? tok.eosId ?? 0;
   const batchSize = o.batchSize ?? 64;
-  // Workers start first: they load their replicas while this thread loads its own.
-  const nWorkers = checkWorkers(o.workers ?? "auto", Math.ceil((examples.length * modes.length) / batchSize), 4 * countParameters(config), backend.name);
+  // Workers start before the keys are tokenized: they load their replicas meanwhile.
+  const expected = Math.min(fps.length, explicit.has("numFingerprints") || !fromRunFile ? (o.numFingerprints ?? 128) : fps.length);
+  const prompts = expected * modes.length;
+  const nWorkers = checkWorkers(o.workers ?? "auto", { batches: Math.ceil(prompts / batchSize), prompts, parameters: countParameters(config), backend: backend.name });
   const pool = nWorkers > 0 ? await startGenerateWorkers(nWorkers, { modelDir, backend: backend.name as BackendName, padId, temperature: o.samplingTemperature ?? 0, seed }) : null;
   let loaded: Model | undefined;
   try {
+    let examples = fromRunFile ? examplesFromRunFile(fps) : null;
+    if (!examples) {
+      let n = explicit.has("numFingerprints") && o.numFingerprints !== undefined ? o.numFingerprints : (o.numFingerprints ?? 128);
+      if (n > fps.length && !explicit.has("numFingerprints")) {
+        log.warn({ file: fpFile, available: fps.length }, `the file has ${fps.length} fingerprints; checking all of them`);
+        n = fps.length;
+      }
+      examples = buildFingerprintExamples(fps, tok, {
+        numFingerprints: n,
+        maxKeyLength,
+        maxResponseLength,
+        strategy,
+        keepEos,
+        words: strategy === "english_random_response" ? await loadWordList() : undefined,
+        rng: createRng(seed),
+        file: fpFile,
+      });
+    } else if (explicit.has("numFingerprints") && o.numFingerprints !== undefined) {
+      examples = examples.slice(0, o.numFingerprints);
+    }
     const model = await loadModel(modelDir, { log });
     loaded = model;
     const gen = (m: Model) => (prompts: number[][], n: number) =>
