@@ -178,6 +178,8 @@ test("a run that stopped (success) and crashed before saving does not train on w
   const resumed = variables(ck.weights);
   const { result } = await trainModel(model, resumed, anchor, task, cfg, { state: ck.state, optimizer }, { best: bestWeightsOnDisk(dir) });
   expect(result).toMatchObject({ epochsRun: 2, stoppedBecause: "success", best: { epoch: 2 } });
+  expect(result.finalLoss).toBe(ck.state.best?.loss); // the last epoch's loss, not NaN
+  expect(Number.isFinite(result.finalLoss)).toBe(true);
   same(snapshotWeights(resumed), ck.weights);
 });
 

@@ -124,6 +124,8 @@ export interface TrainState {
   best: { epoch: number; successRate: number | null; loss: number } | null;
   /** why the run stopped before its last epoch (a run resumed from this state stops too) */
   stopped?: "success" | "loss";
+  /** the last completed epoch's mean task loss (a run resumed after its last epoch reports it) */
+  loss?: number;
 }
 
 export interface TrainResult {
@@ -185,7 +187,7 @@ export async function trainModel(
   const weights = new Map<string, tf.Tensor>(vars);
   const averaging = anchor !== null && cfg.lambda > 0;
   const mix = cfg.benign && cfg.benign.rows.length > 0 && cfg.benign.perMicroBatch > 0 ? cfg.benign : undefined;
-  let epochLoss = Number.NaN;
+  let epochLoss = resume?.state.loss ?? Number.NaN;
   let stoppedBecause: TrainResult["stoppedBecause"] = state.stopped ?? "epochs";
   const acc = new GradAccumulator();
   let dp: DataParallel | null = null;
@@ -286,6 +288,7 @@ export async function trainModel(
         state.best = { epoch, successRate, loss: epochLoss };
       }
       state.epoch = epoch;
+      state.loss = epochLoss;
       if (stop !== null) {
         state.stopped = stop;
       }
