@@ -4,7 +4,7 @@
  */
 import { Command, Option } from "commander";
 import { AVERAGING_INTERVALS, BACKEND_NAMES, FINGERPRINT_STRATEGIES, FinetuneOptionsSchema, LR_SCHEDULES, MODEL_FAMILIES } from "@oml-ts/core";
-import { parseInteger, parseNumber, runMain } from "@oml-ts/core/cli";
+import { parseInteger, parseNumber, parseWorkers, runMain } from "@oml-ts/core/cli";
 import { runFinetuneCommand } from "./commands/finetune.js";
 import { version } from "./version.js";
 
@@ -63,8 +63,7 @@ export function buildProgram(): Command {
     .option(
       "--workers <n|auto>",
       "worker threads computing gradients beside the main thread, each on a share of every batch (wasm/cpu; not with --benign-proportion/--kl-regularizer); auto = cores − 1",
-      // digits become a number; anything else goes on as typed, for core to reject by name
-      (v: string) => (/^\s*\d+\s*$/.test(v) ? Number(v) : v),
+      parseWorkers,
       d.workers,
     )
     .option("--early-stop-loss <x>", "stop when the training loss falls below this", parseNumber, d.earlyStopLoss)

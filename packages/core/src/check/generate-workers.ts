@@ -9,10 +9,10 @@
  * rows with or without workers. Memory: one more copy of the weights and activations per
  * worker. Pair startGenerateWorkers / close().
  */
-import os from "node:os";
 import { Worker } from "node:worker_threads";
 import type { BackendName } from "../backend.js";
 import { InputError, RuntimeFailure } from "../errors.js";
+import { spareCores } from "../parallel/data-parallel.js";
 import type { BatchGenerateFn } from "./check-fingerprints.js";
 
 /** workerData of generate-worker.ts. */
@@ -55,7 +55,7 @@ export function checkWorkers(requested: number | "auto", c: { batches: number; p
     }
     return requested;
   }
-  const spare = Math.max(0, os.availableParallelism() - 1);
+  const spare = spareCores();
   const singleThreaded = c.backend === "wasm" || c.backend === "cpu";
   const worthIt = c.batches >= 3 && c.parameters * c.prompts >= MIN_WORKER_WORK && 4 * c.parameters <= 2 ** 30;
   return singleThreaded && worthIt ? Math.min(spare, 1) : 0;

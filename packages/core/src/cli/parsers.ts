@@ -17,14 +17,10 @@ export function parseInteger(value: string): number {
   return n;
 }
 
-/** `--workers`: "auto" or a whole number ≥ 0. */
-export function parseWorkers(value: string): number | "auto" {
-  if (value === "auto") {
-    return "auto";
-  }
-  const n = parseInteger(value);
-  if (n < 0) {
-    throw new InvalidArgumentError('a whole number ≥ 0, or "auto".');
-  }
-  return n;
+/**
+ * `--workers <n|auto>`: digits become a number; anything else goes on as typed, for core to
+ * accept ("auto") or reject naming the flag (one check, in core, for every caller).
+ */
+export function parseWorkers(value: string): number | string {
+  return /^\s*\d+\s*$/.test(value) ? Number(value) : value;
 }

@@ -9,7 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
-import { readValues, type DataBackend } from "./backend-data.js";
+import { readValues, zeroOutput, type DataBackend } from "./backend-data.js";
 
 export const ROTATE_HALF = "OmlRotateHalf";
 
@@ -33,19 +33,9 @@ export function rotateHalfValues(x: Float32Array, rd: number, sign: number, out:
 function kernelFunc({ inputs, backend, attrs }: Parameters<KernelConfig["kernelFunc"]>[0]): TensorInfo {
   const { x } = inputs as { x: TensorInfo };
   const b = backend as unknown as DataBackend;
-  const rd = x.shape[x.shape.length - 1] as number;
-  const { sign } = attrs as unknown as RotateHalfAttrs;
-  if (b.makeOutput && b.typedArrayFromHeap) {
-    const info = b.makeOutput(x.shape, "float32"); // allocate first: views go stale when the heap grows
-    rotateHalfValues(b.typedArrayFromHeap(x) as Float32Array, rd, sign, b.typedArrayFromHeap(info) as Float32Array);
-    return info;
-  }
-  if (!b.makeTensorInfo) {
-    throw new Error(`${ROTATE_HALF}: backend can neither makeOutput nor makeTensorInfo`);
-  }
-  const out = new Float32Array(x.shape.reduce((p, d) => p * d, 1));
-  rotateHalfValues(readValues(b, x) as Float32Array, rd, sign, out);
-  return b.makeTensorInfo(x.shape, "float32", out);
+  const out = zeroOutput(b, x.shape, "float32"); // allocate first: heap views go stale when it grows
+  rotateHalfValues(readValues(b, x) as Float32Array, x.shape[x.shape.length - 1] as number, (attrs as unknown as RotateHalfAttrs).sign, out.values as Float32Array);
+  return out.finish();
 }
 
 export function rotateHalfConfig(backendName: string): KernelConfig {

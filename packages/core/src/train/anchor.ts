@@ -16,7 +16,7 @@ import { InputError, RuntimeFailure } from "../errors.js";
 import { eachModelWeightSlice, modelWeightFiles } from "../io/model-files.js";
 import { readSafetensorsHeader } from "../io/safetensors.js";
 import { averageValues } from "../kernels/average-into.js";
-import { averageInto } from "./averaging.js";
+import { averageInto, checkLambda } from "./averaging.js";
 
 /** Values per slice read from the files (4 MiB as float32). */
 export const SLICE_ELEMENTS = 1 << 20;
@@ -70,7 +70,7 @@ export async function averageToward(vars: Map<string, tf.Variable>, anchor: Anch
     averageInto(vars, anchor, lambda);
     return;
   }
-  averageInto(new Map(), new Map(), lambda); // checks λ
+  checkLambda(lambda);
   await checkUnchanged(anchor);
   const sizes = new Map<string, number>();
   for (const f of anchor.files) {

@@ -42,6 +42,15 @@ export function snapshotWeights(tensors: Map<string, tf.Tensor>, into?: Map<stri
   return out;
 }
 
+/** λ of the averaging, in [0, 1]; an InputError otherwise. */
+export function checkLambda(lambda: number): void {
+  if (!Number.isFinite(lambda) || lambda < 0 || lambda > 1) {
+    throw new InputError(`averageInto: lambda = ${lambda} must be in [0, 1]`, {
+      hint: "0 keeps the fine-tuned weights, 1 restores the anchor",
+    });
+  }
+}
+
 /**
  * w ← (1 − λ)·w + λ·w0 for every variable, in place. λ = 0 leaves the variables untouched;
  * λ = 1 makes them bit-identical to the anchor.
@@ -50,11 +59,7 @@ export function snapshotWeights(tensors: Map<string, tf.Tensor>, into?: Map<stri
  * @param lambda the pull toward the anchor, in [0, 1]
  */
 export function averageInto(vars: Map<string, tf.Variable>, anchor: Map<string, Float32Array>, lambda: number): void {
-  if (!Number.isFinite(lambda) || lambda < 0 || lambda > 1) {
-    throw new InputError(`averageInto: lambda = ${lambda} must be in [0, 1]`, {
-      hint: "0 keeps the fine-tuned weights, 1 restores the anchor",
-    });
-  }
+  checkLambda(lambda);
   // Check everything before changing anything.
   for (const [name, v] of vars) {
     const w0 = anchor.get(name);
