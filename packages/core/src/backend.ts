@@ -7,7 +7,9 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import "@tensorflow/tfjs-backend-wasm";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { createRequire } from "node:module";
+import path from "node:path";
 import { BackendError } from "./errors.js";
 import { registerCustomKernels } from "./kernels/register.js";
 import { silentLogger, type Logger } from "./log.js";
@@ -34,6 +36,16 @@ export function loadGradients(): Promise<unknown> {
     });
   });
   return gradientsLoaded;
+}
+
+/**
+ * Point tfjs-backend-wasm at the .wasm files of the installed package. Left to itself, its
+ * emscripten loader looks beside the script that runs it (`__dirname`), which is wrong once
+ * the code is bundled (the worker bundles of scripts/bundle-workers.mjs).
+ */
+function locateWasmBinaries(): void {
+  const main = createRequire(import.meta.url).resolve("@tensorflow/tfjs-backend-wasm");
+  setWasmPaths(path.dirname(main) + path.sep);
 }
 
 const NATIVE_TENSORFLOW_PACKAGES = ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"] as const;
@@ -100,14 +112,18 @@ export async function initBackend(requested: BackendName = "auto", log: Logger =
     log.warn("the model does not fit the wasm backend's 4 GiB heap; using cpu (slower)");
   }
   if (!info && (requested === "wasm" || (requested === "auto" && (opts.allowWasm ?? true)))) {
+    let cause: unknown;
     try {
+      locateWasmBinaries();
       if (await tf.setBackend("wasm")) {
         info = { name: "wasm", source: "@tensorflow/tfjs-backend-wasm" };
       }
-    } catch (cause) {
-      if (requested === "wasm") {
-        throw new BackendError("the wasm backend failed to start", { cause, hint: "use --backend cpu" });
-      }
+    } catch (err) {
+      cause = err;
+    }
+    // setBackend answers false (tfjs logs the reason) rather than throwing
+    if (!info && requested === "wasm") {
+      throw new BackendError("the wasm backend failed to start", { cause, hint: "use --backend cpu" });
     }
   }
   if (!info) {

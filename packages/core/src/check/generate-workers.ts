@@ -13,6 +13,7 @@ import { Worker } from "node:worker_threads";
 import type { BackendName } from "../backend.js";
 import { InputError, RuntimeFailure } from "../errors.js";
 import { spareCores } from "../parallel/data-parallel.js";
+import { workerUrl } from "../parallel/worker-url.js";
 import type { BatchGenerateFn } from "./check-fingerprints.js";
 
 /** workerData of generate-worker.ts. */
@@ -37,7 +38,7 @@ export interface GenerateWorkers {
   close(): Promise<void>;
 }
 
-const WORKER_URL = new URL("../../dist/check/generate-worker.js", import.meta.url);
+const WORKER_URL = workerUrl("generate-worker", "check/generate-worker.js");
 
 /** Below this many parameter·prompts a worker's start-up (~0.6 s) costs more than it saves. */
 export const MIN_WORKER_WORK = 2e9;

@@ -26,6 +26,7 @@ import { InputError, RuntimeFailure } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Model } from "../model/load-model.js";
 import { countedTokens, jobGradients, type GradientJob } from "./gradient-job.js";
+import { workerUrl } from "./worker-url.js";
 
 /** One tensor's place in the shared buffers (float offsets). */
 export interface LayoutEntry {
@@ -152,7 +153,7 @@ export function spareCores(): number {
 }
 
 /** The worker script, from src/ (tests, after a build) and dist/ alike. */
-const WORKER_URL = new URL("../../dist/parallel/data-parallel-worker.js", import.meta.url);
+const WORKER_URL = workerUrl("data-parallel-worker", "parallel/data-parallel-worker.js");
 
 /**
  * Start the workers, each with a replica of `model` (weights copied through shared memory).
