@@ -99,6 +99,10 @@ export async function checkFingerprints(p: CheckParams): Promise<TemplateResult[
       });
       done += batch.length;
       p.onProgress?.(done, order.length);
+      // A batch on this thread resolves through microtasks only (wasm reads are synchronous):
+      // without a turn of the event loop, a worker's `ready` and its results would wait for
+      // the main thread's last batch, and the worker would idle meanwhile.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   };
   await Promise.all([p.generate, ...(p.moreGenerators ?? [])].map(work));

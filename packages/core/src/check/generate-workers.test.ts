@@ -64,6 +64,25 @@ describe("checkFingerprints' dealing", () => {
     expect(r?.rows.map((x) => x.index)).toEqual(examples.map((e) => e.index));
     expect(r?.matches).toBe(20);
   });
+
+  test("a generator that gets ready (a message, a macrotask) while the main thread computes synchronously still takes batches", async () => {
+    // The main thread's batches resolve through microtasks only, as wasm's do; the worker's
+    // readiness and answers arrive as macrotasks, as a worker's messages do.
+    const log: string[] = [];
+    const busyMain: BatchGenerateFn = async (prompts) => {
+      log.push("main");
+      const end = performance.now() + 5;
+      while (performance.now() < end) {
+        // computing
+      }
+      return prompts.map((p) => [(p.at(-1) as number) + 1]);
+    };
+    const ready = new Promise<void>((resolve) => setImmediate(resolve));
+    const worker = Object.assign(answer("worker", log), { ready });
+    const [r] = await checkFingerprints({ examples, tokenizer: tok, modes: [{ kind: "template", template: "{}" }], batchSize: 2, generate: busyMain, moreGenerators: [worker] });
+    expect(log.filter((l) => l === "worker").length).toBeGreaterThan(2);
+    expect(r?.matches).toBe(20);
+  });
 });
 
 test("checkWorkers: a number is taken as asked; auto needs a spare core, one thread per backend and enough work", async () => {
