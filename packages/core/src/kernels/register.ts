@@ -13,10 +13,12 @@
  *   input's memory instead of copying it.
  * - Add/Sub/Multiply/RealDiv on cpu, float32 (its broadcasting path indexes every element).
  * - OmlRotateHalf on both (model/rope.ts), with its gradient.
+ * - OmlBiasedSoftmax on both (model/attention.ts's scale + mask + softmax), with its gradient.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ADAMW_UPDATE, adamwUpdateConfig } from "./adamw-update.js";
 import { AVERAGE_INTO, averageIntoConfig } from "./average-into.js";
+import { biasedSoftmaxConfigs, biasedSoftmaxGradConfig } from "./biased-softmax.js";
 import { batchMatMulConfig, cpuBatchMatMulConfig } from "./batch-matmul.js";
 import { broadcastBinaryConfigs } from "./binary-broadcast.js";
 import { gatherConfig } from "./gather.js";
@@ -55,6 +57,10 @@ export function registerCustomKernels(): void {
     }
   }
   tf.registerGradient(rotateHalfGradConfig);
+  for (const config of ["wasm", "cpu"].flatMap(biasedSoftmaxConfigs)) {
+    replaceKernel(config.kernelName, config.backendName, () => config);
+  }
+  tf.registerGradient(biasedSoftmaxGradConfig);
   if (tf.getKernel(tf.Softmax, "cpu")) {
     tf.unregisterKernel(tf.Softmax, "cpu");
   }

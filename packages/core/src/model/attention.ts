@@ -31,6 +31,7 @@
  * forward+backward 499 ms (mostly the MLP and projection matMuls); cpu 5.5 s / 15.8 s.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { biasedSoftmax } from "../kernels/biased-softmax.js";
 import { linear } from "./linear.js";
 import type { Projection } from "./mlp.js";
 import { applyRope } from "./rope.js";
@@ -114,14 +115,14 @@ export function attendHeads(qkv: HeadsQkv, ctx: AttentionContext): { y: tf.Tenso
       k = tf.concat([ctx.past.k, k], 2); // (B, nkv, S, hs)
       v = tf.concat([ctx.past.v, v], 2); // (B, nkv, S, hs)
     }
-    const S = k.shape[2];
     const qg = tf.reshape(q, [B, nkv, nrep * T, hs]); // (B, nkv, nrep·T, hs)
-    let scores = tf.mul(tf.matMul(qg, k, false, true), ctx.scale ?? 1 / Math.sqrt(hs)); // (B, nkv, nrep·T, S)
+    let scores = tf.matMul(qg, k, false, true) as tf.Tensor4D; // (B, nkv, nrep·T, S)
+    let scale = ctx.scale ?? 1 / Math.sqrt(hs);
     if (ctx.softcap !== undefined && ctx.softcap !== null) {
-      scores = tf.mul(tf.tanh(tf.div(scores, ctx.softcap)), ctx.softcap);
+      scores = tf.mul(tf.tanh(tf.div(tf.mul(scores, scale), ctx.softcap)), ctx.softcap) as tf.Tensor4D;
+      scale = 1;
     }
-    const biased = tf.add(tf.reshape(scores, [B, nkv, nrep, T, S]), tf.expandDims(ctx.bias, 2)); // (B, nkv, nrep, T, S)
-    const probs = tf.reshape(tf.softmax(biased), [B, nkv, nrep * T, S]); // float32 softmax over keys
+    const probs = biasedSoftmax(scores, ctx.bias, scale); // softmax(scale·scores + bias) over keys; bias shared by the nrep heads
     const out = tf.reshape(tf.matMul(probs, v), [B, nh, T, hs]); // (B, nh, T, hs)
     const y = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, nh * hs]) as tf.Tensor3D; // (B, T, nh·hs)
     return { y, kv: { k, v } };
