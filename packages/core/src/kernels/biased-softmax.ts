@@ -17,12 +17,22 @@
  * probability exactly 0 on both; a fully masked row gives finite probabilities (its
  * maximum's e is 1), as before. Any other backend (tfjs-node) runs the op chain.
  *
- * Measured (stories260K: nh 8, nkv 4, hs 8, 5 layers; wasm, median CPU ms, 2-core AMD EPYC
- * shared with other jobs, ±15%):
- *                                          op chain     this op
- *   prefill forward, B 256 × T 17 (lastOnly)   TODO
- *   prefill forward, B 256 × T 30              TODO
- *   attendHeads alone, T 17 / T 30             TODO
+ * Measured on wasm, stories260K (5 layers, nh 8, nkv 4, hs 8), 2-core AMD EPYC shared with
+ * other jobs (load 2–5): CPU ms, min / median of 30 runs, op chain and this op interleaved
+ * (the chain = this file's biasedSoftmaxChain, i.e. attention.ts before this op):
+ *                                                    op chain       this op
+ *   prefill forward, B 256 × T 17 (lastOnly, mask)   111 / 143      104 / 131
+ *   prefill forward, B 256 × T 30                    197 / 260      179 / 234
+ *   attendHeads alone, T 17                          6.9 / 9.8      5.6 / 8.0
+ *   attendHeads alone, T 30                          14.3 / 19.3    11.3 / 15.1
+ *   attendHeads forward + backward, T 17             17.5 / 25.1    13.8 / 18.4
+ *   the op alone, (256, 4, 60, 30), wall ms of 21   6.9 / 8.8      3.6 / 4.7
+ *     same on cpu                                    51 / 64        38 / 44
+ * The 20M Llama's training step (bench/engine.mjs: B 8 × 64, hs 64) does not move (1.2–1.6 s
+ * either way: its scores are 1/14 of stories260K's and the GEMMs dominate).
+ * Before the lane reductions went to shuffles and pmax, and the constants into locals, this op
+ * was no faster than the chain; before masked lanes were zeroed ahead of the exp (denormal
+ * arithmetic), 2–3× slower.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo, TypedArray } from "@tensorflow/tfjs-core";
