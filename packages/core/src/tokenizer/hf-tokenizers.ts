@@ -5,6 +5,10 @@
  * declares the part of the API we use (checked against the package's types/core/Tokenizer.d.ts).
  */
 import * as hf from "@huggingface/tokenizers";
+import { skipAddedTokenScan } from "./hf-added-token-scan.js";
+import { bpeShortWord, SHORT_WORD } from "./hf-bpe-short-word.js";
+import { splitBpeWords } from "./hf-bpe-word-split.js";
+import { loopEncodeText } from "./hf-encode-text.js";
 
 export interface HfEncoding {
   ids: number[];
@@ -35,11 +39,18 @@ const lib = hf as unknown as {
   TemplateProcessingPostProcessor: new (config: object) => HfPostProcessor;
 };
 
-/** `new Tokenizer(tokenizerJson, tokenizerConfig)` of the library (BPE sped up, see below). */
+/**
+ * `new Tokenizer(tokenizerJson, tokenizerConfig)` of the library, sped up without changing an
+ * id (speedUpBpe, splitBpeWords, skipAddedTokenScan, loopEncodeText); `fastBpe: false` = the
+ * library as is.
+ */
 export function createHfTokenizer(tokenizerJson: object, tokenizerConfig: object, opts: { fastBpe?: boolean } = {}): HfTokenizer {
   const tok = new lib.Tokenizer(tokenizerJson, tokenizerConfig);
   if (opts.fastBpe ?? true) {
     speedUpBpe(tok);
+    splitBpeWords(tok, tokenizerJson);
+    skipAddedTokenScan(tok);
+    loopEncodeText(tok);
   }
   return tok;
 }
@@ -49,6 +60,10 @@ interface BpeInternals {
   merges?: unknown;
   bpe_ranks?: unknown;
   add_node?: unknown;
+  bpe?: unknown;
+  cache?: { get?: unknown; put?: unknown };
+  end_of_word_suffix?: unknown;
+  continuing_subword_suffix?: unknown;
 }
 
 interface BpeNode {
@@ -66,6 +81,8 @@ interface BpeNode {
  * the library's Map does) gives the same ranks at ~2× the encoding speed (bench: 290 → 130 µs
  * CPU per cold 16-word key on stories260K). Applied only when the internals look as expected
  * (@huggingface/tokenizers 0.2.0); otherwise the library runs unchanged. Worth upstreaming.
+ * Short words (most words once splitBpeWords cuts a sentencepiece text into words) skip the
+ * library's heap: bpeShortWord, same merges in the same order, behind the library's cache.
  * @returns whether the BPE was sped up
  */
 export function speedUpBpe(tok: HfTokenizer): boolean {
@@ -93,6 +110,24 @@ export function speedUpBpe(tok: HfTokenizer): boolean {
       queue.push(node);
     }
   };
+  // The library adds the suffixes inside bpe(); without them a word's tokens are BPE's alone.
+  const cache = m.cache;
+  if (typeof m.bpe === "function" && typeof cache?.get === "function" && typeof cache.put === "function" && !m.end_of_word_suffix && !m.continuing_subword_suffix) {
+    const heapBpe = m.bpe as (this: BpeInternals, word: string) => string[];
+    const get = cache.get as (word: string) => string[] | undefined;
+    const put = cache.put as (word: string, tokens: string[]) => void;
+    m.bpe = function (this: BpeInternals, word: string): string[] {
+      if (word.length > SHORT_WORD) {
+        return heapBpe.call(this, word);
+      }
+      let tokens = get.call(cache, word);
+      if (tokens === undefined) {
+        tokens = bpeShortWord(word, ranks);
+        put.call(cache, word, tokens); // the library caches words under 256 units
+      }
+      return tokens;
+    };
+  }
   return true;
 }
 
