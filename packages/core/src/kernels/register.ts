@@ -14,6 +14,7 @@
  * - Add/Sub/Multiply/RealDiv on cpu, float32 (its broadcasting path indexes every element).
  * - OmlRotateHalf on both (model/rope.ts), with its gradient.
  * - OmlBiasedSoftmax on both (model/attention.ts's scale + mask + softmax), with its gradient.
+ * - OmlRmsNorm and OmlSwiGlu(Split) on both (model/norm.ts, model/mlp.ts), with their gradients.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ADAMW_UPDATE, adamwUpdateConfig } from "./adamw-update.js";
@@ -24,7 +25,9 @@ import { broadcastBinaryConfigs } from "./binary-broadcast.js";
 import { gatherConfig } from "./gather.js";
 import { identityConfig, transposeShareConfig } from "./identity.js";
 import { concatConfig, sliceConfig, splitVConfig } from "./slice-concat.js";
+import { rmsNormConfigs, rmsNormGradConfig } from "./rms-norm.js";
 import { ROTATE_HALF, rotateHalfConfig, rotateHalfGradConfig } from "./rotate-half.js";
+import { swigluConfigs, swigluGradConfigs } from "./swiglu.js";
 import { tileConfig } from "./tile.js";
 import { CROSS_ENTROPY_GRAD, crossEntropyGradConfig } from "./cross-entropy-grad.js";
 import { softmaxConfig } from "./softmax.js";
@@ -61,6 +64,12 @@ export function registerCustomKernels(): void {
     replaceKernel(config.kernelName, config.backendName, () => config);
   }
   tf.registerGradient(biasedSoftmaxGradConfig);
+  for (const config of ["wasm", "cpu"].flatMap((name) => [...rmsNormConfigs(name), ...swigluConfigs(name)])) {
+    replaceKernel(config.kernelName, config.backendName, () => config);
+  }
+  for (const config of [rmsNormGradConfig, ...swigluGradConfigs]) {
+    tf.registerGradient(config);
+  }
   if (tf.getKernel(tf.Softmax, "cpu")) {
     tf.unregisterKernel(tf.Softmax, "cpu");
   }

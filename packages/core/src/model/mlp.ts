@@ -2,6 +2,7 @@
  * Feed-forward blocks.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { splitSwiglu, swiglu } from "../kernels/swiglu.js";
 import type { HiddenAct } from "./config.js";
 import { gelu, geluTanh } from "./gelu.js";
 import { linear } from "./linear.js";
@@ -43,7 +44,8 @@ export function gatedMlp(x: tf.Tensor, p: { gate: Projection; up: Projection; do
   return tf.tidy(() => {
     const g = linear(x, p.gate.w, p.gate.b); // (B, T, I)
     const u = linear(x, p.up.w, p.up.b); // (B, T, I)
-    return linear(tf.mul(act(g), u), p.down.w, p.down.b); // (B, T, C)
+    const h = act === silu ? swiglu(g, u) : tf.mul(act(g), u); // silu: one kernel on wasm and cpu (kernels/swiglu.ts)
+    return linear(h, p.down.w, p.down.b); // (B, T, C)
   });
 }
 
@@ -67,6 +69,9 @@ export function swigluMlp(x: tf.Tensor, p: { gate: Projection; up: Projection; d
 export function fusedGatedMlp(x: tf.Tensor, p: { gateUp: Projection; down: Projection }, act: (x: tf.Tensor) => tf.Tensor = silu): tf.Tensor {
   return tf.tidy(() => {
     const gu = linear(x, p.gateUp.w, p.gateUp.b); // (B, T, 2I)
+    if (act === silu) {
+      return linear(splitSwiglu(gu), p.down.w, p.down.b); // the halves read in place, no split (kernels/swiglu.ts)
+    }
     const [g, u] = tf.split(gu, 2, -1) as [tf.Tensor, tf.Tensor]; // (B, T, I) each
     return linear(tf.mul(act(g), u), p.down.w, p.down.b); // (B, T, C)
   });

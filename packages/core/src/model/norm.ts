@@ -2,18 +2,17 @@
  * Normalisation layers.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { fusedRmsNorm } from "../kernels/rms-norm.js";
 
 /**
- * RMSNorm (transformers `LlamaRMSNorm`): x / sqrt(mean(x², -1) + eps) · w, in float32.
+ * RMSNorm (transformers `LlamaRMSNorm`): x / sqrt(mean(x², -1) + eps) · w, in float32; one
+ * kernel (OmlRmsNorm) on wasm and cpu, the op chain elsewhere (kernels/rms-norm.ts).
  * @param x (..., C)
  * @param w (C) learned gain
  * @param eps added to the mean square (config `rms_norm_eps`)
  */
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
-  return tf.tidy(() => {
-    const ms = tf.mean(tf.square(x), -1, true); // (..., 1)
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w);
-  });
+  return fusedRmsNorm(x, w, eps, 0);
 }
 
 /**
@@ -25,10 +24,7 @@ export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
  * @param eps added to the mean square (config `rms_norm_eps`)
  */
 export function gemmaRmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
-  return tf.tidy(() => {
-    const ms = tf.mean(tf.square(x), -1, true); // (..., 1)
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), tf.add(w, 1));
-  });
+  return fusedRmsNorm(x, w, eps, 1);
 }
 
 /**
