@@ -6,8 +6,9 @@
  * gradient tensor instead of two plus a concat). They replace sigmoid, two muls (and the
  * split) forward and five ops backward.
  *
- * Numerics. wasm (simd-swiglu.ts, I mod 4 = 0): float32, sigmoid through XNNPACK's exp
- * approximation as tfjs-wasm's own Sigmoid (XNNPACK) does; a few ulp from the op chain.
+ * Numerics. wasm (simd-swiglu.ts, I mod 4 = 0): float32, σ = 1 / (1 + exp(−g)) with
+ * XNNPACK's exp approximation (tfjs-wasm's Sigmoid is XNNPACK's too), its multiply-adds fused
+ * where relaxed SIMD runs: a few ulp from the op chain.
  * cpu (and wasm when I mod 4 ≠ 0): σ = 1 / (1 + exp(−g)) in float64 rounded to float32, then
  * the two products rounded as the chain rounds them: the cpu chain's values to the bit; the
  * gradient in float64. Any other backend (tfjs-node) runs the op chain.
@@ -15,10 +16,11 @@
  * Measured on wasm, median CPU ms, chain and kernel runs interleaved in one process (2-core
  * AMD EPYC shared with other jobs, load 4–6; figures move ±15% between runs):
  *                                                     op chain     this op
- *   (4352, 172) forward alone (sigmoid 1.0, muls 0.5)     ~1.6        1.3
- *   (4352, 172) forward + both gradients                 17.3        14.9
- *   gate_up (4352, 2·172) forward + gradient (split)     25.2        14.5
- *   (512, 704) forward + both gradients                   7.7         5.4
+ *   (4352, 172) forward, kernels alone (sigmoid 1.0, muls 0.5)   ~1.6     0.93
+ *   (4352, 172) forward + read back                       4.4         3.0
+ *   (4352, 172) forward + both gradients                 18.6        13.9
+ *   gate_up (4352, 2·172) forward + gradient (split)     35.6        12.3
+ *   (512, 704) forward + both gradients                   8.3         5.9
  *   model-level figures (with rms-norm.ts): rms-norm.ts's header.
  * The forward gains least: XNNPACK's sigmoid is already SIMD; the gradient (five ops) and
  * the split (two copies forward, a concat backward) gain most.
