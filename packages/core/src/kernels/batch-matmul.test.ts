@@ -60,6 +60,9 @@ const cases: Array<[number[], number[], boolean, boolean]> = [
   [[3, 4, 1], [3, 1, 5], false, false], // K = 1
   [[2, 3, 33, 8], [2, 3, 17, 8], false, true], // attention q · kᵀ
   [[2, 3, 33, 17], [2, 3, 17, 8], false, false], // probs · v
+  [[4, 9, 6], [4, 9, 13], true, false], // batched, packed in wasm: Aᵀ read in place
+  [[4, 9, 6], [4, 13, 9], true, true], // batched Aᵀ · Bᵀ
+  [[2, 130, 8], [2, 8, 5], false, false], // batched, M > MC: the JS block loop
   [[2, 3, 6, 5], [5, 4], false, false], // b broadcast over the batch
   [[6, 5], [2, 3, 5, 4], false, false], // a broadcast
   [[2, 1, 6, 5], [1, 3, 5, 4], false, false], // both broadcast

@@ -37,6 +37,16 @@ function batchIndices(outDims: number[], dims: number[]): Int32Array {
   return out;
 }
 
+/** Whether operand batch p is batch p for every p (no broadcast). */
+function isIdentity(idx: Int32Array): boolean {
+  for (let p = 0; p < idx.length; p++) {
+    if (idx[p] !== p) {
+      return false;
+    }
+  }
+  return true;
+}
+
 /** Shapes of one BatchMatMul, from its operands. */
 interface MatMulDims {
   M: number;
@@ -80,9 +90,14 @@ function runGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims, aAddr: n
     return;
   }
   const { NC, KC, MC } = GEMM_BLOCKS;
-  const gemm = simdGemm(memory);
+  const { gemm, gemmBatch } = simdGemm(memory);
   const [rsA, csA] = transposeA ? [4, M * 4] : [K * 4, 4];
   const [rsB, csB] = transposeB ? [1, K] : [N, 1]; // B(k, j) at k·rsB + j·csB
+  if (batch > 1 && M <= MC && K <= KC && N <= NC && isIdentity(aIdx) && isIdentity(bIdx)) {
+    // many one-block products (attention): the batch loop and the packing run in wasm
+    gemmBatch(aAddr, bAddr, cAddr, batch, M, N, K, rsA, csA, rsB * 4, csB * 4, M * K * 4, K * N * 4, M * N * 4, scratch);
+    return;
+  }
   let packed = -1; // which block the scratch holds (a broadcast B is packed once)
   for (let p = 0; p < batch; p++) {
     const aBase = aAddr + (aIdx[p] as number) * M * K * 4;

@@ -135,9 +135,60 @@ function rowBlocks(R: number, fma: boolean): Code {
 }
 
 /**
- * The module's bytes: one export
+ * pack(src, rs, cs, kc, nc, dst): B(k, j) at byte address src + k·rs + j·cs, for k < kc and
+ * j < nc, into ⌈nc/8⌉ panels of (kc, 8) floats at dst, zero-padded (packPanels in wasm).
+ */
+function packFunction(): Code {
+  const [SRC, RS, CS, KC, NC, DST, J0, KK, L, J] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] as const;
+  const element = [
+    ...op.get(J0), ...op.get(L), ...op.add, ...op.set(J),
+    ...op.get(J), ...op.get(NC), ...op.ltS,
+    ...op.if(
+      [...op.get(DST), ...op.get(SRC), ...op.get(KK), ...op.get(RS), ...op.mul, ...op.add, ...op.get(J), ...op.get(CS), ...op.mul, ...op.add, ...op.f32Load(0), ...op.f32Store(0)],
+      [...op.get(DST), ...op.f32(0), ...op.f32Store(0)],
+    ),
+    ...op.get(DST), ...op.i32(4), ...op.add, ...op.set(DST),
+  ];
+  const loopTo = (v: number, end: Code, step: number, body: Code): Code => [
+    ...op.i32(0), ...op.set(v),
+    ...op.block(op.loop([...op.get(v), ...end, ...op.geS, ...op.brIf(1), ...body, ...op.get(v), ...op.i32(step), ...op.add, ...op.set(v), ...op.br(0)])),
+  ];
+  return loopTo(J0, op.get(NC), 8, loopTo(KK, op.get(KC), 1, loopTo(L, op.i32(8), 1, element)));
+}
+
+/**
+ * gemmBatch(a, b, c, batch, M, N, K, rsA, csA, rsB, csB, sA, sB, sC, scratch): for each of
+ * `batch` products (A, B, C advanced by byte strides sA, sB, sC), pack B whole into the
+ * scratch and run gemm over all M rows, C overwritten. For many small products (attention's
+ * (B·nkv, T, hs) · (B·nkv, S, hs)ᵀ) the JS loop cost more than the arithmetic; the caller
+ * keeps K ≤ KC, N ≤ NC and M ≤ MC, so each product is one block, as runGemm would do it.
+ */
+function gemmBatchFunction(): Code {
+  const [Ap, Bp, Cp, BATCH, Mp, Np, Kp, RSA, CSA, RSB, CSB, SA, SB, SC, SCRATCH, P] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] as const;
+  return [
+    ...op.i32(0), ...op.set(P),
+    ...op.block(
+      op.loop([
+        ...op.get(P), ...op.get(BATCH), ...op.geS, ...op.brIf(1),
+        ...op.get(Bp), ...op.get(RSB), ...op.get(CSB), ...op.get(Kp), ...op.get(Np), ...op.get(SCRATCH), ...op.call(1),
+        ...op.get(Ap), ...op.get(SCRATCH), ...op.get(Cp), ...op.get(Mp), ...op.get(Np), ...op.get(Kp), ...op.get(RSA), ...op.get(CSA),
+        ...op.get(Np), ...op.i32(4), ...op.mul, ...op.i32(0), ...op.call(0),
+        ...op.get(Ap), ...op.get(SA), ...op.add, ...op.set(Ap),
+        ...op.get(Bp), ...op.get(SB), ...op.add, ...op.set(Bp),
+        ...op.get(Cp), ...op.get(SC), ...op.add, ...op.set(Cp),
+        ...op.get(P), ...op.i32(1), ...op.add, ...op.set(P),
+        ...op.br(0),
+      ]),
+    ),
+  ];
+}
+
+/**
+ * The module's bytes, three exports:
  *   gemm(a, panels, c, M, N, K, rsA, csA, ldc, accumulate)
- * C[i, j] (+)= Σ_k A[i, k] · B[k, j] with B packed as ⌈N/8⌉ panels of (K, 8) floats.
+ *     C[i, j] (+)= Σ_k A[i, k] · B[k, j] with B packed as ⌈N/8⌉ panels of (K, 8) floats;
+ *   pack(src, rs, cs, kc, nc, dst) (packFunction);
+ *   gemmBatch(a, b, c, batch, M, N, K, rsA, csA, rsB, csB, sA, sB, sC, scratch) (gemmBatchFunction).
  */
 export function gemmModuleBytes(fma = false): Uint8Array {
   const panelLoop = op.block(
@@ -163,11 +214,20 @@ export function gemmModuleBytes(fma = false): Uint8Array {
         ...op.get(B), ...op.set(PANEL), ...op.i32(0), ...op.set(J), ...panelLoop,
       ],
     },
+    { name: "pack", params: new Array(6).fill(WasmType.i32), locals: new Array(4).fill(WasmType.i32), body: packFunction() },
+    { name: "gemmBatch", params: new Array(15).fill(WasmType.i32), locals: [WasmType.i32], body: gemmBatchFunction() },
   ]);
 }
 
 /** gemm(a, panels, c, M, N, K, rsA, csA, ldc, accumulate): addresses and strides in bytes. */
 export type GemmFn = (a: number, panels: number, c: number, M: number, N: number, K: number, rsA: number, csA: number, ldc: number, accumulate: number) => void;
+/** gemmBatch(a, b, c, batch, M, N, K, rsA, csA, rsB, csB, sA, sB, sC, scratch): addresses and strides in bytes. */
+export type GemmBatchFn = (a: number, b: number, c: number, batch: number, M: number, N: number, K: number, rsA: number, csA: number, rsB: number, csB: number, sA: number, sB: number, sC: number, scratch: number) => void;
+/** The module's exports bound to one memory. */
+export interface GemmKernels {
+  gemm: GemmFn;
+  gemmBatch: GemmBatchFn;
+}
 
 /**
  * Whether to build the FMA kernel (f32x4.relaxed_madd). Relaxed SIMD ships enabled from V8
@@ -186,17 +246,18 @@ export function fmaAvailable(): boolean {
 }
 
 let compiled: object | undefined;
-const instances = new WeakMap<WasmMemory, GemmFn>();
+const instances = new WeakMap<WasmMemory, GemmKernels>();
 
-/** The GEMM bound to a heap (one instance per WebAssembly.Memory). */
-export function simdGemm(memory: WasmMemory): GemmFn {
-  let fn = instances.get(memory);
-  if (!fn) {
+/** The GEMM kernels bound to a heap (one instance per WebAssembly.Memory). */
+export function simdGemm(memory: WasmMemory): GemmKernels {
+  let k = instances.get(memory);
+  if (!k) {
     compiled ??= new WebAssemblyApi.Module(gemmModuleBytes(fmaAvailable()));
-    fn = new WebAssemblyApi.Instance(compiled, { env: { memory } }).exports.gemm as GemmFn;
-    instances.set(memory, fn);
+    const exports = new WebAssemblyApi.Instance(compiled, { env: { memory } }).exports;
+    k = { gemm: exports.gemm as GemmFn, gemmBatch: exports.gemmBatch as GemmBatchFn };
+    instances.set(memory, k);
   }
-  return fn;
+  return k;
 }
 
 /**

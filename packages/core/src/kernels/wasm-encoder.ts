@@ -96,6 +96,8 @@ export const op = {
   if: (then: Code, otherwise?: Code): Code => [0x04, 0x40, ...then, ...(otherwise ? [0x05, ...otherwise] : []), 0x0b],
   br: (depth: number): Code => [0x0c, ...uleb(depth)],
   brIf: (depth: number): Code => [0x0d, ...uleb(depth)],
+  /** call the module's function `index` (the order given to wasmModule) */
+  call: (index: number): Code => [0x10, ...uleb(index)],
 };
 
 /** One exported function without results. */
