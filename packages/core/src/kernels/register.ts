@@ -12,7 +12,7 @@
  *   elements one by one; tfjs-cpu's map every element through index arrays). Identity (and Transpose by an order-keeping permutation) on wasm: share the
  *   input's memory instead of copying it.
  * - Add/Sub/Multiply/RealDiv on cpu, float32 (its broadcasting path indexes every element).
- * - OmlRotateHalf on both (model/rope.ts), with its gradient.
+ * - OmlRope on both (model/rope.ts: x·cos + rotate_half(x)·sin), with its gradient.
  * - OmlBiasedSoftmax on both (model/attention.ts's scale + mask + softmax), with its gradient.
  * - OmlRmsNorm and OmlSwiGlu(Split) on both (model/norm.ts, model/mlp.ts), with their gradients.
  */
@@ -26,7 +26,7 @@ import { gatherConfig } from "./gather.js";
 import { identityConfig, transposeShareConfig } from "./identity.js";
 import { concatConfig, sliceConfig, splitVConfig } from "./slice-concat.js";
 import { rmsNormConfigs, rmsNormGradConfig } from "./rms-norm.js";
-import { ROTATE_HALF, rotateHalfConfig, rotateHalfGradConfig } from "./rotate-half.js";
+import { ROPE, ropeConfig, ropeGradConfig } from "./rope.js";
 import { swigluConfigs, swigluGradConfigs } from "./swiglu.js";
 import { tileConfig } from "./tile.js";
 import { CROSS_ENTROPY_GRAD, crossEntropyGradConfig } from "./cross-entropy-grad.js";
@@ -55,11 +55,11 @@ export function registerCustomKernels(): void {
     if (!tf.getKernel(AVERAGE_INTO, backendName)) {
       tf.registerKernel(averageIntoConfig(backendName));
     }
-    if (!tf.getKernel(ROTATE_HALF, backendName)) {
-      tf.registerKernel(rotateHalfConfig(backendName));
+    if (!tf.getKernel(ROPE, backendName)) {
+      tf.registerKernel(ropeConfig(backendName));
     }
   }
-  tf.registerGradient(rotateHalfGradConfig);
+  tf.registerGradient(ropeGradConfig);
   for (const config of ["wasm", "cpu"].flatMap(biasedSoftmaxConfigs)) {
     replaceKernel(config.kernelName, config.backendName, () => config);
   }

@@ -9,7 +9,7 @@
  * longrope).
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { rotateHalf } from "../kernels/rotate-half.js";
+import { rope } from "../kernels/rope.js";
 import type { ModelConfig, RopeScaling } from "./config.js";
 
 const f32 = Math.fround;
@@ -127,8 +127,7 @@ export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): t
     const [B, n, T, hs] = x.shape;
     const rd = cos.shape[3];
     const xr = rd === hs ? x : tf.slice(x, [0, 0, 0, 0], [B, n, T, rd]); // (B, n, T, rd)
-    const rotated = rotateHalf(xr); // (B, n, T, rd): [−x2, x1]
-    const out = tf.add(tf.mul(xr, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+    const out = rope(xr as tf.Tensor4D, cos, sin); // (B, n, T, rd): xr·cos + [−x2, x1]·sin
     if (rd === hs) {
       return out;
     }
