@@ -30,14 +30,15 @@ for (const backend of ["wasm", "cpu"] as const) {
   describe(`rope on ${backend}`, () => {
     expectNoLeakedTensors(backend);
 
-    for (const cosBatch of [1, 2]) {
-      test(`values and gradient equal the op chain's (x (2, 3, 5, 8), cos batch ${cosBatch})`, () => {
-        const [x, cos, sin, w] = [values(240, 1), values(cosBatch * 40, 2), values(cosBatch * 40, 3), values(240, 4)];
+    for (const [cosBatch, rd] of [[1, 8], [2, 8], [2, 16], [2, 6]] as const) {
+      // rd 8 and 16: wasm's SIMD loop (one and two vectors a half); rd 6: the JS loop
+      test(`values and gradient equal the op chain's (x (2, 3, 5, ${rd}), cos batch ${cosBatch})`, () => {
+        const [x, cos, sin, w] = [values(30 * rd, 1), values(cosBatch * 5 * rd, 2), values(cosBatch * 5 * rd, 3), values(30 * rd, 4)];
         const [ours, chain, a, b] = tf.tidy(() => {
-          const xt = tf.tensor4d(x, [2, 3, 5, 8]);
-          const ct = tf.tensor4d(cos, [cosBatch, 1, 5, 8]);
-          const st = tf.tensor4d(sin, [cosBatch, 1, 5, 8]);
-          const wt = tf.tensor4d(w, [2, 3, 5, 8]);
+          const xt = tf.tensor4d(x, [2, 3, 5, rd]);
+          const ct = tf.tensor4d(cos, [cosBatch, 1, 5, rd]);
+          const st = tf.tensor4d(sin, [cosBatch, 1, 5, rd]);
+          const wt = tf.tensor4d(w, [2, 3, 5, rd]);
           const g = tf.grad((v: tf.Tensor4D) => tf.sum(tf.mul(rope(v, ct, st), wt)))(xt);
           const gChain = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ropeChain(v, ct, st), wt)))(xt);
           return [rope(xt, ct, st), ropeChain(xt, ct, st), g, gChain].map((t) => t.dataSync());

@@ -11,12 +11,13 @@
  * operation), so the values are the chain's bit for bit. Registered on wasm and cpu; on any
  * other backend (tfjs-node) `rope()` runs the op chain.
  *
- * Measured (stories260K prefill, batch 256 × 17, wasm, CPU ms per forward): rotate_half
- * kernel + Mul/Mul/Add ~8 → this ~3.
+ * On wasm with rd/2 mod 4 = 0 the loop is wasm SIMD (simd-rope.ts); elsewhere the JS loop below.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { readValues, zeroOutput, type DataBackend } from "./backend-data.js";
+import { wasmRope } from "./simd-rope.js";
+import { isWasmBackend } from "./wasm-heap.js";
 
 export const ROPE = "OmlRope";
 
@@ -62,10 +63,14 @@ export function ropeValues(x: Float32Array, cos: Float32Array, sin: Float32Array
 function kernelFunc({ inputs, backend, attrs }: Parameters<KernelConfig["kernelFunc"]>[0]): TensorInfo {
   const { x, cos, sin } = inputs as { x: TensorInfo; cos: TensorInfo; sin: TensorInfo };
   const [B, n, T, rd] = x.shape as [number, number, number, number];
+  const { transpose } = attrs as unknown as RopeAttrs;
+  if (isWasmBackend(backend) && (rd / 2) % 4 === 0) {
+    return wasmRope(backend, x, cos, sin, transpose);
+  }
   const b = backend as unknown as DataBackend;
   const out = zeroOutput(b, x.shape, "float32"); // allocate first: heap views go stale when it grows
   const dims = { B, n, T, rd, cosPerBatch: cos.shape[0] === B && B > 1 };
-  ropeValues(readValues(b, x) as Float32Array, readValues(b, cos) as Float32Array, readValues(b, sin) as Float32Array, dims, (attrs as unknown as RopeAttrs).transpose, out.values as Float32Array);
+  ropeValues(readValues(b, x) as Float32Array, readValues(b, cos) as Float32Array, readValues(b, sin) as Float32Array, dims, transpose, out.values as Float32Array);
   return out.finish();
 }
 

@@ -56,6 +56,7 @@ export const op = {
   sub: [0x6b],
   mul: [0x6c],
   shl: [0x74],
+  shrS: [0x75],
   and: [0x71],
   eqz: [0x45],
   eq: [0x46],
