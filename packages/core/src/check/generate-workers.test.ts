@@ -24,7 +24,7 @@ describe("a generation worker on stories260K", () => {
 
   test("answers a batch exactly as the main thread does (greedy, left-padded prompts of mixed lengths)", async () => {
     const prompts = Array.from({ length: 12 }, (_, b) => [1, ...Array.from({ length: 3 + (b % 5) }, (_, t) => 20 + ((b * 37 + t * 11) % 400))]);
-    const pool = await startGenerateWorkers(1, { modelDir: STORIES, backend: "wasm", padId: 0, temperature: 0, seed: 42 });
+    const pool = await startGenerateWorkers(1, { modelDir: STORIES, backend: "wasm", padId: 0, temperature: 0, seed: 42, batchSize: 12 });
     try {
       const gen = pool.generators[0] as BatchGenerateFn;
       await gen.ready;

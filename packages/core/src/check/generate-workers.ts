@@ -23,6 +23,8 @@ export interface GenerateWorkerInit {
   padId: number;
   temperature: number;
   seed: number;
+  /** prompts per batch, for the warm-up (see generate-worker.ts) */
+  batchSize: number;
 }
 
 export interface GenerateRequest {

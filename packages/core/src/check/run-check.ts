@@ -172,7 +172,7 @@ export async function runCheck(o: RunCheckOptions, hooks: { log?: Logger; onProg
   const expected = Math.min(fps.length, explicit.has("numFingerprints") || !fromRunFile ? (o.numFingerprints ?? 128) : fps.length);
   const prompts = expected * modes.length;
   const nWorkers = checkWorkers(o.workers ?? "auto", { batches: Math.ceil(prompts / batchSize), prompts, parameters: countParameters(config), backend: backend.name });
-  const pool = nWorkers > 0 ? await startGenerateWorkers(nWorkers, { modelDir, backend: backend.name as BackendName, padId, temperature: o.samplingTemperature ?? 0, seed }) : null;
+  const pool = nWorkers > 0 ? await startGenerateWorkers(nWorkers, { modelDir, backend: backend.name as BackendName, padId, temperature: o.samplingTemperature ?? 0, seed, batchSize }) : null;
   let loaded: Model | undefined;
   try {
     let examples = fromRunFile ? examplesFromRunFile(fps) : null;
