@@ -42,14 +42,17 @@ export interface GenerateWorkers {
 
 const WORKER_URL = workerUrl("generate-worker", "check/generate-worker.js");
 
-/** Below this many parameter·prompts a worker's start-up (~0.6 s) costs more than it saves. */
-export const MIN_WORKER_WORK = 2e9;
+/**
+ * Below this many parameter·prompts a worker's start-up (~0.3 s to load from its bundle and
+ * warm up) costs more than it saves. Measured on stories260K (260k parameters, batch 64):
+ * 1024 prompts (2.7·10⁸) 0.51 → 0.55 s with a worker; 2048 prompts (5.3·10⁸) 0.92 → 0.79 s.
+ */
+export const MIN_WORKER_WORK = 4e8;
 
 /**
  * How many workers a check should start: `requested` if a number; for "auto", one per spare
  * core (at most 1 today) when the backend runs one thread (wasm, cpu), the check has at least
- * three batches, parameters × prompts ≥ MIN_WORKER_WORK (measured: on stories260K, 2048
- * prompts ≈ 5·10⁸, the worker only added CPU time), and the weights take ≤ 1 GiB.
+ * three batches, parameters × prompts ≥ MIN_WORKER_WORK, and the weights take ≤ 1 GiB.
  */
 export function checkWorkers(requested: number | "auto", c: { batches: number; prompts: number; parameters: number; backend: string }): number {
   if (requested !== "auto") {
