@@ -62,7 +62,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--backend <name>", "tfjs backend").choices([...BACKEND_NAMES]).default(d.backend))
     .option(
       "--workers <n|auto>",
-      "worker threads computing gradients beside the main thread, each on a share of every batch (wasm/cpu; not with --benign-proportion/--kl-regularizer); auto = cores − 1",
+      "worker threads computing gradients beside the main thread, each on a share of every batch (wasm/cpu; not with --benign-proportion/--kl-regularizer); auto = cores − 1 when parameters × tokens per micro-batch ≥ 2e9, else 0",
       parseWorkers,
       d.workers,
     )

@@ -64,7 +64,7 @@ export const FinetuneOptionsSchema = z.object({
    * Worker threads computing gradients beside the main thread (data parallelism, wasm/cpu;
    * not with a benign mix); "auto": available cores − 1. Changes float rounding only.
    */
-  workers: z.union([int.nonnegative({ error: WORKERS_ERROR }), z.literal("auto")], { error: WORKERS_ERROR }).default(0),
+  workers: z.union([int.nonnegative({ error: WORKERS_ERROR }), z.literal("auto")], { error: WORKERS_ERROR }).default("auto"),
   /** Stop when the epoch's training loss falls below this (the newer reference: 0.005). */
   earlyStopLoss: num.nonnegative({ error: "expected a number ≥ 0" }).default(0.005),
   /** Stop when the fingerprint success rate (percent, greedy check) reaches this. */

@@ -314,7 +314,13 @@ export async function planFinetune(input: FinetuneOptionsInput, hooks: PlanFinet
   const { config } = await loadModelConfig(model.dir);
   const single = finetuneMemoryPlan(o, run, config, data);
   const backend = await chooseBackend(o.backend, single.memory, hooks.nativeTensorflow ?? (() => nativeTensorflowPackage(log)));
-  const { workers } = resolveWorkers(o.workers, { backend: backend.chosen ?? o.backend, benign: single.rows.benign !== null, spareCores: hooks.spareCores ?? spareCores() });
+  const { workers } = resolveWorkers(o.workers, {
+    backend: backend.chosen ?? o.backend,
+    benign: single.rows.benign !== null,
+    spareCores: hooks.spareCores ?? spareCores(),
+    parameters: single.memory.parameters,
+    tokensPerMicroBatch: single.rows.batchSize * single.rows.seqLen,
+  });
   const { rows, memory, workerBytes } = workers > 0 ? finetuneMemoryPlan(o, run, config, data, workers) : single;
   const bytes = { ...memory.bytes, workers: workerBytes, total: memory.bytes.total + workerBytes };
   const ramBytes = hooks.ramBytes ?? os.totalmem();

@@ -134,7 +134,13 @@ export async function finetune(input: FinetuneOptionsInput, hooks: FinetuneHooks
       benign = { rows, perMicroBatch: run.benignPerMicroBatch, proportion: o.benignProportion, klWeight: o.klRegularizer };
     }
     // Each worker holds a replica of the model and its activations (memory ×(workers + 1)).
-    const { workers, ignored } = resolveWorkers(o.workers, { backend: backend.name, benign: benign !== undefined, spareCores: spareCores() });
+    const { workers, ignored } = resolveWorkers(o.workers, {
+      backend: backend.name,
+      benign: benign !== undefined,
+      spareCores: spareCores(),
+      parameters: plan.parameters,
+      tokensPerMicroBatch: rows.batchSize * rows.seqLen,
+    });
     if (ignored) {
       log.warn(ignored);
     }
