@@ -17,7 +17,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), "oml-bench-check-"));
 const fps = path.join(tmp, "fp.json");
 await writeFingerprints(fps, randomWordFingerprints({ words: await loadWordList(), numFingerprints: n, keyLength: 16, responseLength: 1, rng: createRng(1) }));
 
-const rows = [];
+const reps = Number(process.argv[4] ?? 3);
 const loops = [
   ["one at a time (the reference's loop)", 1, 0],
   ["batched (KV cache, batch 256), 1 thread", 256, 0],
@@ -26,16 +26,27 @@ const loops = [
   ["batched (KV cache, batch 64), main thread + 1 worker", 64, 1],
   ["batched (KV cache, batch 64), --workers auto (oml-check's default)", 64, "auto"],
 ];
-for (const [label, batchSize, workers] of loops) {
-  const opts = { modelPath: stories, fingerprintsFilePath: fps, fingerprintGenerationStrategy: "random_word", numFingerprints: n, batchSize, workers, backend, explicit: new Set(["numFingerprints"]) };
-  await runCheck({ ...opts, numFingerprints: Math.min(n, 32) }); // warm-up: backend start, first kernels
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  const r = await runCheck(opts);
-  const s = (performance.now() - t0) / 1000;
-  const c = process.cpuUsage(c0);
-  rows.push({ label, s, cpu: (c.user + c.system) / 1e6, perSec: (n * r.templates.length) / s, success: r.success_rate, workers: r.workers });
+const optsOf = (batchSize, workers) => ({ modelPath: stories, fingerprintsFilePath: fps, fingerprintGenerationStrategy: "random_word", numFingerprints: n, batchSize, workers, backend, explicit: new Set(["numFingerprints"]) });
+for (const [, batchSize, workers] of loops) {
+  await runCheck({ ...optsOf(batchSize, workers), numFingerprints: Math.min(n, 256) }); // warm-up: backend start, first kernels at full batch
 }
+// Interleaved rounds (each loop once per round), medians: the machine's speed drifts.
+const runs = loops.map(() => []);
+for (let rep = 0; rep < reps; rep++) {
+  for (const [i, [, batchSize, workers]] of loops.entries()) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const r = await runCheck(optsOf(batchSize, workers));
+    const s = (performance.now() - t0) / 1000;
+    const c = process.cpuUsage(c0);
+    runs[i].push({ s, cpu: (c.user + c.system) / 1e6, success: r.success_rate, workers: r.workers });
+  }
+}
+const median = (xs) => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
+const rows = loops.map(([label], i) => {
+  const s = median(runs[i].map((r) => r.s));
+  return { label, s, cpu: median(runs[i].map((r) => r.cpu)), perSec: (n * 2) / s, success: runs[i][0].success, workers: runs[i][0].workers };
+});
 // CPU seconds beside wall seconds: other jobs on the machine stretch the wall clock.
 // CPU seconds of the whole process (workers included) beside wall seconds.
 console.log(`| stories260K, ${n} fingerprints × 2 templates, ${backend} (load ${os.loadavg()[0].toFixed(1)}) | wall s | CPU s | checks/s (wall) | speed-up (wall) |`);
