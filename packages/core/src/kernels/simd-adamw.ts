@@ -13,7 +13,7 @@
  * keeps.
  */
 import { op, wasmModule, WasmType, type Code } from "./wasm-encoder.js";
-import { heapAddress, heapF32, WebAssemblyApi, type WasmBackendLike, type WasmMemory, heapMalloc } from "./wasm-heap.js";
+import { heapAddress, heapF32, perMemory, type WasmBackendLike, heapMalloc } from "./wasm-heap.js";
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { AdamWUpdateAttrs } from "./adamw-update.js";
 
@@ -97,18 +97,7 @@ export function adamwModuleBytes(): Uint8Array {
 
 type AdamwFn = (w: number, g: number, m: number, v: number, out: number, n: number, c1: number, b2: number, c2: number, eps: number, decay: number, negStep: number, bc2: number, gradScale: number) => void;
 
-let compiled: object | undefined;
-const instances = new WeakMap<WasmMemory, AdamwFn>();
-
-function simdAdamw(memory: WasmMemory): AdamwFn {
-  let fn = instances.get(memory);
-  if (!fn) {
-    compiled ??= new WebAssemblyApi.Module(adamwModuleBytes());
-    fn = new WebAssemblyApi.Instance(compiled, { env: { memory } }).exports.adamw as AdamwFn;
-    instances.set(memory, fn);
-  }
-  return fn;
-}
+const simdAdamw = perMemory(adamwModuleBytes, (e) => e.adamw as AdamwFn);
 
 /** Moments pass through the heap this many floats at a time. */
 const CHUNK = 1 << 18;

@@ -27,7 +27,7 @@
  */
 import v8 from "node:v8";
 import { op, wasmModule, WasmType, type Code } from "./wasm-encoder.js";
-import { WebAssemblyApi, type WasmMemory } from "./wasm-heap.js";
+import { perMemory, WebAssemblyApi } from "./wasm-heap.js";
 
 /** Cache blocks: KC·8 floats of a panel in L1, MC·KC floats of A in L2, KC·NC of B in L3. */
 export const GEMM_BLOCKS = { NC: 2048, KC: 256, MC: 128 } as const;
@@ -245,20 +245,11 @@ export function fmaAvailable(): boolean {
   return WebAssemblyApi.validate(bytes);
 }
 
-let compiled: object | undefined;
-const instances = new WeakMap<WasmMemory, GemmKernels>();
-
 /** The GEMM kernels bound to a heap (one instance per WebAssembly.Memory). */
-export function simdGemm(memory: WasmMemory): GemmKernels {
-  let k = instances.get(memory);
-  if (!k) {
-    compiled ??= new WebAssemblyApi.Module(gemmModuleBytes(fmaAvailable()));
-    const exports = new WebAssemblyApi.Instance(compiled, { env: { memory } }).exports;
-    k = { gemm: exports.gemm as GemmFn, gemmBatch: exports.gemmBatch as GemmBatchFn };
-    instances.set(memory, k);
-  }
-  return k;
-}
+export const simdGemm = perMemory(
+  () => gemmModuleBytes(fmaAvailable()),
+  (e): GemmKernels => ({ gemm: e.gemm as GemmFn, gemmBatch: e.gemmBatch as GemmBatchFn }),
+);
 
 /**
  * Pack B[k0 … k0+kc, j0 … j0+nc) into ⌈nc/8⌉ panels of (kc, 8) floats at float index

@@ -11,7 +11,7 @@
  */
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import { op, wasmModule, WasmType, type Code, type WasmFunction, type WasmValueType } from "./wasm-encoder.js";
-import { heapAddress, heapF32, WebAssemblyApi, type WasmBackendLike, type WasmMemory } from "./wasm-heap.js";
+import { heapAddress, heapF32, perMemory, type WasmBackendLike } from "./wasm-heap.js";
 
 /** f32.convert_i32_s */
 const F32_FROM_I32: Code = [0xb2];
@@ -112,20 +112,8 @@ export function rmsNormModuleBytes(): Uint8Array {
 type ForwardFn = (x: number, w: number, out: number, rows: number, C: number, eps: number, offset: number) => void;
 type BackwardFn = (dy: number, x: number, w: number, dx: number, dw: number, rows: number, C: number, eps: number, offset: number) => void;
 
-let compiled: object | undefined;
-const instances = new WeakMap<WasmMemory, { forward: ForwardFn; backward: BackwardFn }>();
-
 /** The two functions bound to a heap (one instance per WebAssembly.Memory). */
-function simdRmsNorm(memory: WasmMemory): { forward: ForwardFn; backward: BackwardFn } {
-  let fns = instances.get(memory);
-  if (!fns) {
-    compiled ??= new WebAssemblyApi.Module(rmsNormModuleBytes());
-    const { exports } = new WebAssemblyApi.Instance(compiled, { env: { memory } });
-    fns = { forward: exports.forward as ForwardFn, backward: exports.backward as BackwardFn };
-    instances.set(memory, fns);
-  }
-  return fns;
-}
+const simdRmsNorm = perMemory(rmsNormModuleBytes, (e) => ({ forward: e.forward as ForwardFn, backward: e.backward as BackwardFn }));
 
 /** y = x · rsqrt(mean(x²) + eps) · (w + offset) over the last axis (C mod 4 = 0). */
 export function wasmRmsNorm(b: WasmBackendLike, x: TensorInfo, w: TensorInfo, eps: number, offset: number): TensorInfo {

@@ -11,7 +11,7 @@
  */
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import { op, wasmModule, WasmType, type Code, type WasmFunction } from "./wasm-encoder.js";
-import { heapAddress, WebAssemblyApi, type WasmBackendLike, type WasmMemory } from "./wasm-heap.js";
+import { heapAddress, perMemory, type WasmBackendLike } from "./wasm-heap.js";
 
 // params: X, COS, SIN, OUT (byte addresses), ROWS_PER_BATCH (n·T), T, BATCH, ROW (rd·4 bytes), COS_STRIDE (bytes between cos batches: T·rd·4 or 0)
 const [X, COS, SIN, OUT, NT, T, BATCH, ROW, COS_STRIDE] = [0, 1, 2, 3, 4, 5, 6, 7, 8] as const;
@@ -74,19 +74,7 @@ export function ropeModuleBytes(): Uint8Array {
 
 type RopeFn = (x: number, cos: number, sin: number, out: number, nT: number, T: number, B: number, rowBytes: number, cosStride: number) => void;
 
-let compiled: object | undefined;
-const instances = new WeakMap<WasmMemory, { forward: RopeFn; transpose: RopeFn }>();
-
-function simdRope(memory: WasmMemory): { forward: RopeFn; transpose: RopeFn } {
-  let fns = instances.get(memory);
-  if (!fns) {
-    compiled ??= new WebAssemblyApi.Module(ropeModuleBytes());
-    const { exports } = new WebAssemblyApi.Instance(compiled, { env: { memory } });
-    fns = { forward: exports.forward as RopeFn, transpose: exports.transpose as RopeFn };
-    instances.set(memory, fns);
-  }
-  return fns;
-}
+const simdRope = perMemory(ropeModuleBytes, (e) => ({ forward: e.forward as RopeFn, transpose: e.transpose as RopeFn }));
 
 /** RoPE of x (B, n, T, rd) with cos/sin (B or 1, 1, T, rd), or its transpose; rd/2 mod 4 = 0. */
 export function wasmRope(b: WasmBackendLike, x: TensorInfo, cos: TensorInfo, sin: TensorInfo, transpose: boolean): TensorInfo {

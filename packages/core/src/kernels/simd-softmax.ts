@@ -16,17 +16,14 @@
  * reductions, pmax, the constants held in locals and the skipped exp of masked vectors.
  */
 import type { TensorInfo } from "@tensorflow/tfjs-core";
-import { op, uleb, wasmModule, WasmType, type Code, type WasmFunction } from "./wasm-encoder.js";
-import { heapAddress, WebAssemblyApi, type WasmBackendLike, type WasmMemory } from "./wasm-heap.js";
+import { op, simdOp, wasmModule, WasmType, type Code, type WasmFunction } from "./wasm-encoder.js";
+import { heapAddress, perMemory, type WasmBackendLike } from "./wasm-heap.js";
 
-/** The opcodes this kernel needs beyond wasm-encoder's `op` (SIMD prefix 0xfd). */
-const simd = (opcode: number): Code => [0xfd, ...uleb(opcode)];
+/** The opcodes this kernel needs beyond wasm-encoder's `op`. */
+const simd = simdOp;
 const v = {
-  /** f32x4.pmax: b > a ? b : a, one maxps (f32x4.max's NaN rules cost V8 several instructions) */
-  f4Pmax: simd(0xeb),
   f4Ge: simd(0x46),
   and: simd(0x4e),
-  i4Shl: simd(0xab),
   i4Splat: simd(0x11),
   i4GeS: simd(0x3f),
   anyTrue: simd(0x53),
@@ -36,8 +33,6 @@ const v = {
   i4Lanes: [...simd(0x0c), ...new Uint8Array(new Int32Array([0, 1, 2, 3]).buffer)],
   /** i8x16.shuffle of a v128 with itself, by f32 lanes */
   f4Shuffle: (l: [number, number, number, number]): Code => [...simd(0x0d), ...l.flatMap((k) => [4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3])],
-  /** v128.const of four equal f32 (or i32) lanes */
-  f4Const: (x: number): Code => [...simd(0x0c), ...new Uint8Array(new Float32Array([x, x, x, x]).buffer)],
 };
 
 /** XNNPACK's f32 exp constants (src/f32-raddstoreexpminusmax, wasmsimd-rr2-p5). */
@@ -89,8 +84,8 @@ const LOCALS = [...new Array(5).fill(WasmType.i32), ...new Array(3).fill(WasmTyp
 /** Set the constant locals, VSC and VTAIL (at function entry). */
 function constants(): Code {
   const consts: [number, Code][] = [
-    [KLOG2E, v.f4Const(LOG2E)], [KHI, v.f4Const(MINUS_LN2_HI)], [KLO, v.f4Const(MINUS_LN2_LO)],
-    [KCUT, v.f4Const(DENORM_CUTOFF)], [KMAGIC, v.f4Const(MAGIC)], ...C.map((c, k): [number, Code] => [KC + k, v.f4Const(c)]),
+    [KLOG2E, op.f4Const(LOG2E)], [KHI, op.f4Const(MINUS_LN2_HI)], [KLO, op.f4Const(MINUS_LN2_LO)],
+    [KCUT, op.f4Const(DENORM_CUTOFF)], [KMAGIC, op.f4Const(MAGIC)], ...C.map((c, k): [number, Code] => [KC + k, op.f4Const(c)]),
   ];
   return [
     ...consts.flatMap(([local, value]) => [...value, ...op.set(local)]),
@@ -112,7 +107,7 @@ function exp4(): Code {
     ...v.ifV128([
       ...op.get(VD), ...op.get(VM), ...v.and, ...op.set(VD), // d = 0 in the others: no denormal arithmetic (~100× slower), n ≥ −126
       ...op.get(VD), ...op.get(KLOG2E), ...op.f4Mul, ...op.get(KMAGIC), ...op.f4Add, ...op.tee(VN), // n + MAGIC
-      ...op.i32(23), ...v.i4Shl, ...op.set(VS), // s = 2ⁿ: n + 127 shifted into the exponent, the rest shifted out
+      ...op.i32(23), ...op.i4Shl, ...op.set(VS), // s = 2ⁿ: n + 127 shifted into the exponent, the rest shifted out
       ...op.get(VN), ...op.get(KMAGIC), ...op.f4Sub, ...op.set(VN), // n
       ...muladd(op.get(VN), op.get(KLO), muladd(op.get(VN), op.get(KHI), op.get(VD))), ...op.set(VR), // r = d − n·ln2
       ...p, ...op.get(VR), ...op.get(VS), ...op.f4Mul, ...op.f4Mul, ...op.get(VS), ...op.f4Add, // (r·s)·p + s
@@ -152,9 +147,9 @@ function forwardRow(): Code {
   const e = [...z, ...op.get(VK), ...op.f4Sub, ...exp4()];
   return [
     // max z (a pass of its own: the overlapping last vector may then be read twice)
-    ...v.f4Const(-Infinity), ...op.set(VACC),
-    ...rowPass(accumulate(z, v.f4Pmax), accumulate(z, v.f4Pmax), accumulate([...zScalar, ...op.f4Splat], v.f4Pmax)),
-    ...allLanes(v.f4Pmax), ...op.set(VK),
+    ...op.f4Const(-Infinity), ...op.set(VACC),
+    ...rowPass(accumulate(z, op.f4Pmax), accumulate(z, op.f4Pmax), accumulate([...zScalar, ...op.f4Splat], op.f4Pmax)),
+    ...allLanes(op.f4Pmax), ...op.set(VK),
     // e = exp(z − max) → out; Σ e (lanes; E: rows narrower than 4)
     ...op.vZero, ...op.set(VACC), ...op.f32(0), ...op.set(E),
     ...rowPass(
@@ -219,20 +214,8 @@ export function softmaxModuleBytes(): Uint8Array {
 /** forward / backward: byte addresses, counts, the f32 scale. */
 type RowsFn = (x: number, bias: number, out: number, rows: number, T: number, S: number, scale: number) => void;
 
-let compiled: object | undefined;
-const instances = new WeakMap<WasmMemory, { forward: RowsFn; backward: RowsFn }>();
-
 /** The two functions bound to a heap (one instance per WebAssembly.Memory). */
-function simdSoftmax(memory: WasmMemory): { forward: RowsFn; backward: RowsFn } {
-  let fns = instances.get(memory);
-  if (!fns) {
-    compiled ??= new WebAssemblyApi.Module(softmaxModuleBytes());
-    const { exports } = new WebAssemblyApi.Instance(compiled, { env: { memory } });
-    fns = { forward: exports.forward as RowsFn, backward: exports.backward as RowsFn };
-    instances.set(memory, fns);
-  }
-  return fns;
-}
+const simdSoftmax = perMemory(softmaxModuleBytes, (e) => ({ forward: e.forward as RowsFn, backward: e.backward as RowsFn }));
 
 /**
  * probs (B, H, R, S) = softmax(scores · scale + bias) over S, bias (B or 1, 1, T, S) read at

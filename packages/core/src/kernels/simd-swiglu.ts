@@ -15,21 +15,10 @@
  * ((4352, 172): 1.2 → 0.93 ms and 1.43 → 1.21 ms, the kernel alone); a rounding less.
  */
 import type { TensorInfo } from "@tensorflow/tfjs-core";
-import { op, uleb, wasmModule, WasmType, type Code, type WasmFunction, type WasmValueType } from "./wasm-encoder.js";
+import { op, wasmModule, WasmType, type Code, type WasmFunction, type WasmValueType } from "./wasm-encoder.js";
 import { fmaAvailable } from "./simd-gemm.js";
-import { heapAddress, WebAssemblyApi, type WasmBackendLike, type WasmMemory } from "./wasm-heap.js";
+import { heapAddress, perMemory, type WasmBackendLike } from "./wasm-heap.js";
 
-/** The opcodes needed beyond wasm-encoder's `op` (SIMD prefix 0xfd). */
-const simd = (opcode: number): Code => [0xfd, ...uleb(opcode)];
-const v = {
-  f4Neg: simd(0xe1),
-  /** b < a ? b : a (one minps) */
-  f4Pmin: simd(0xea),
-  /** b > a ? b : a (one maxps) */
-  f4Pmax: simd(0xeb),
-  i4Shl: simd(0xab),
-  f4Const: (x: number): Code => [...simd(0x0c), ...new Uint8Array(new Float32Array([x, x, x, x]).buffer)],
-};
 
 /** XNNPACK's f32 exp constants (as simd-softmax.ts). */
 const LOG2E = 1.44269502;
@@ -59,7 +48,7 @@ function constants(base: number): Code {
     [L.LOG2E, LOG2E], [L.HI, MINUS_LN2_HI], [L.LO, MINUS_LN2_LO], [L.CUTLO, CUTOFF], [L.CUTHI, -CUTOFF], [L.MAGIC, MAGIC], [L.ONE, 1],
     ...C.map((c, k): [number, number] => [L.C + k, c]),
   ];
-  return consts.flatMap(([local, value]) => [...v.f4Const(value), ...op.set(base + local)]);
+  return consts.flatMap(([local, value]) => [...op.f4Const(value), ...op.set(base + local)]);
 }
 
 /** σ(g) = 1 / (1 + exp(−g)) into w.SIG (w.G set by the caller); a·b + c fused with `fma`. */
@@ -72,9 +61,9 @@ function sigmoid(base: number, w: ReturnType<typeof work>, fma: boolean): Code {
     p = muladd(p, get(w.R), k(L.C + i)); // p·r + c_i
   }
   return [
-    ...get(w.G), ...v.f4Neg, ...k(L.CUTLO), ...v.f4Pmax, ...k(L.CUTHI), ...v.f4Pmin, ...op.set(w.D), // d = −g within ±87.34
+    ...get(w.G), ...op.f4Neg, ...k(L.CUTLO), ...op.f4Pmax, ...k(L.CUTHI), ...op.f4Pmin, ...op.set(w.D), // d = −g within ±87.34
     ...get(w.D), ...k(L.LOG2E), ...op.f4Mul, ...k(L.MAGIC), ...op.f4Add, ...op.tee(w.N),
-    ...op.i32(23), ...v.i4Shl, ...op.set(w.E), // s = 2ⁿ (in E for now), n in [−126, 126]
+    ...op.i32(23), ...op.i4Shl, ...op.set(w.E), // s = 2ⁿ (in E for now), n in [−126, 126]
     ...get(w.N), ...k(L.MAGIC), ...op.f4Sub, ...op.set(w.N),
     ...muladd(get(w.N), k(L.LO), muladd(get(w.N), k(L.HI), get(w.D))), ...op.set(w.R), // r = d − n·ln2
     ...k(L.ONE), ...p, ...get(w.R), ...get(w.E), ...op.f4Mul, ...op.f4Mul, ...get(w.E), ...op.f4Add, // e = (r·s)·p + s
@@ -162,20 +151,8 @@ export function swigluModuleBytes(unroll = UNROLL, fma = false): Uint8Array {
 type ForwardFn = (g: number, u: number, out: number, rows: number, I: number, stride: number) => void;
 type BackwardFn = (dy: number, g: number, u: number, dg: number, du: number, rows: number, I: number, stride: number) => void;
 
-let compiled: object | undefined;
-const instances = new WeakMap<WasmMemory, { forward: ForwardFn; backward: BackwardFn }>();
-
 /** The two functions bound to a heap (one instance per WebAssembly.Memory). */
-function simdSwiglu(memory: WasmMemory): { forward: ForwardFn; backward: BackwardFn } {
-  let fns = instances.get(memory);
-  if (!fns) {
-    compiled ??= new WebAssemblyApi.Module(swigluModuleBytes(UNROLL, fmaAvailable()));
-    const { exports } = new WebAssemblyApi.Instance(compiled, { env: { memory } });
-    fns = { forward: exports.forward as ForwardFn, backward: exports.backward as BackwardFn };
-    instances.set(memory, fns);
-  }
-  return fns;
-}
+const simdSwiglu = perMemory(() => swigluModuleBytes(UNROLL, fmaAvailable()), (e) => ({ forward: e.forward as ForwardFn, backward: e.backward as BackwardFn }));
 
 /**
  * silu(g)·u: `gate` and `up` two tensors of one shape (up ≠ null), or `up` null and `gate`

@@ -41,7 +41,9 @@ export function sleb(n: number): number[] {
   }
 }
 
-const simd = (opcode: number): Code => [0xfd, ...uleb(opcode)];
+/** A SIMD instruction (prefix 0xfd) by its opcode. */
+export const simdOp = (opcode: number): Code => [0xfd, ...uleb(opcode)];
+const simd = simdOp;
 /** memarg: alignment exponent, byte offset. */
 const mem = (align: number, offset: number): Code => [align, ...uleb(offset)];
 
@@ -92,6 +94,14 @@ export const op = {
   f4Sqrt: simd(0xe3),
   /** f32x4.relaxed_madd (relaxed SIMD): a·b + c, fused where the hardware has FMA */
   f4Madd: simd(0x105),
+  f4Neg: simd(0xe1),
+  /** f32x4.pmin: b < a ? b : a, one minps (f32x4.min's NaN rules cost V8 several instructions) */
+  f4Pmin: simd(0xea),
+  /** f32x4.pmax: b > a ? b : a, one maxps */
+  f4Pmax: simd(0xeb),
+  i4Shl: simd(0xab),
+  /** v128.const of four equal f32 lanes */
+  f4Const: (x: number): Code => [...simd(0x0c), ...new Uint8Array(new Float32Array([x, x, x, x]).buffer)],
   block: (body: Code): Code => [0x02, 0x40, ...body, 0x0b],
   loop: (body: Code): Code => [0x03, 0x40, ...body, 0x0b],
   if: (then: Code, otherwise?: Code): Code => [0x04, 0x40, ...then, ...(otherwise ? [0x05, ...otherwise] : []), 0x0b],

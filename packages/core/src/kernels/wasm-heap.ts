@@ -60,3 +60,23 @@ export function heapMalloc(b: WasmBackendLike, bytes: number): number {
 export function heapF32(b: WasmBackendLike): Float32Array {
   return b.wasm.HEAPF32;
 }
+
+/**
+ * A module of ours bound to each memory it runs on (tfjs-wasm's heap, or the cpu GEMM's
+ * private memory): compiled once on first use, one instance per WebAssembly.Memory.
+ * @param bytes the module's bytes (called once, at the first use)
+ * @param bind picks and types the exports
+ */
+export function perMemory<T>(bytes: () => Uint8Array, bind: (exports: Record<string, unknown>) => T): (memory: WasmMemory) => T {
+  let compiled: object | undefined;
+  const instances = new WeakMap<WasmMemory, T>();
+  return (memory) => {
+    let fns = instances.get(memory);
+    if (!fns) {
+      compiled ??= new WebAssemblyApi.Module(bytes());
+      fns = bind(new WebAssemblyApi.Instance(compiled, { env: { memory } }).exports as Record<string, unknown>);
+      instances.set(memory, fns);
+    }
+    return fns;
+  };
+}
