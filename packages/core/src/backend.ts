@@ -11,6 +11,7 @@ import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { BackendError } from "./errors.js";
+import { startGemmPool } from "./kernels/gemm-pool.js";
 import { registerCustomKernels } from "./kernels/register.js";
 import { silentLogger, type Logger } from "./log.js";
 
@@ -117,6 +118,7 @@ export async function initBackend(requested: BackendName = "auto", log: Logger =
       locateWasmBinaries();
       if (await tf.setBackend("wasm")) {
         info = { name: "wasm", source: "@tensorflow/tfjs-backend-wasm" };
+        startGemmPool(); // the second core for big GEMMs (kernels/gemm-pool.ts)
       }
     } catch (err) {
       cause = err;

@@ -14,6 +14,7 @@ import type { BackendName } from "../backend.js";
 import { InputError, RuntimeFailure } from "../errors.js";
 import { spareCores } from "../parallel/data-parallel.js";
 import { workerUrl } from "../parallel/worker-url.js";
+import { gemmPoolYield } from "../kernels/gemm-pool.js";
 import type { BatchGenerateFn } from "./check-fingerprints.js";
 
 /** workerData of generate-worker.ts. */
@@ -120,9 +121,11 @@ export async function startGenerateWorkers(count: number, init: GenerateWorkerIn
         }),
       { ready },
     );
+  const releaseGemmPool = count > 0 ? gemmPoolYield() : () => {}; // the workers use the other cores
   return {
     generators: workers.flatMap((w, i) => [generatorOf(w, readiness[i] as Promise<void>), generatorOf(w, readiness[i] as Promise<void>)]),
     async close() {
+      releaseGemmPool();
       await Promise.all(workers.map((w) => w.terminate()));
     },
   };

@@ -10,7 +10,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs-core";
-import { GEMM_BLOCKS, packPanels, simdGemm } from "./simd-gemm.js";
+import { runGemm, scratchBytes, type MatMulDims } from "./gemm-loops.js";
+import { pooledGemm } from "./gemm-pool.js";
 import { readValues, type DataBackend } from "./backend-data.js";
 import { heapAddress, heapF32, isWasmBackend, WebAssemblyApi, type WasmBackendLike, type WasmMemory, heapMalloc } from "./wasm-heap.js";
 
@@ -37,27 +38,6 @@ function batchIndices(outDims: number[], dims: number[]): Int32Array {
   return out;
 }
 
-/** Whether operand batch p is batch p for every p (no broadcast). */
-function isIdentity(idx: Int32Array): boolean {
-  for (let p = 0; p < idx.length; p++) {
-    if (idx[p] !== p) {
-      return false;
-    }
-  }
-  return true;
-}
-
-/** Shapes of one BatchMatMul, from its operands. */
-interface MatMulDims {
-  M: number;
-  N: number;
-  K: number;
-  outDims: number[];
-  batch: number;
-  aIdx: Int32Array;
-  bIdx: Int32Array;
-}
-
 function matMulDims(a: TensorInfo, bT: TensorInfo, transposeA: boolean, transposeB: boolean): MatMulDims {
   const ra = a.shape.length;
   const rb = bT.shape.length;
@@ -74,52 +54,6 @@ function matMulDims(a: TensorInfo, bT: TensorInfo, transposeA: boolean, transpos
   return { M, N, K, outDims, batch: outDims.reduce((p, d) => p * d, 1), aIdx: batchIndices(outDims, aDims), bIdx: batchIndices(outDims, bDims) };
 }
 
-/** Scratch bytes runGemm needs for B's panels. */
-function scratchBytes(d: MatMulDims): number {
-  return Math.ceil(Math.min(d.N, GEMM_BLOCKS.NC) / 8) * 8 * Math.min(d.K, GEMM_BLOCKS.KC) * 4;
-}
-
-/**
- * The blocked loops over one memory: A, B and C at byte addresses aAddr, bAddr, cAddr (row-
- * major, batches back to back), the panel scratch at `scratch`; C is overwritten.
- */
-function runGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims, aAddr: number, bAddr: number, cAddr: number, scratch: number, transposeA: boolean, transposeB: boolean): void {
-  const { M, N, K, batch, aIdx, bIdx } = d;
-  if (K === 0) {
-    heap.fill(0, cAddr >>> 2, (cAddr >>> 2) + batch * M * N);
-    return;
-  }
-  const { NC, KC, MC } = GEMM_BLOCKS;
-  const { gemm, gemmBatch } = simdGemm(memory);
-  const [rsA, csA] = transposeA ? [4, M * 4] : [K * 4, 4];
-  const [rsB, csB] = transposeB ? [1, K] : [N, 1]; // B(k, j) at k·rsB + j·csB
-  if (batch > 1 && M <= MC && K <= KC && N <= NC && isIdentity(aIdx) && isIdentity(bIdx)) {
-    // many one-block products (attention): the batch loop and the packing run in wasm
-    gemmBatch(aAddr, bAddr, cAddr, batch, M, N, K, rsA, csA, rsB * 4, csB * 4, M * K * 4, K * N * 4, M * N * 4, scratch);
-    return;
-  }
-  let packed = -1; // which block the scratch holds (a broadcast B is packed once)
-  for (let p = 0; p < batch; p++) {
-    const aBase = aAddr + (aIdx[p] as number) * M * K * 4;
-    const bBase = (bAddr >>> 2) + (bIdx[p] as number) * K * N; // >>>: addresses past 2 GiB are unsigned
-    const cBase = cAddr + p * M * N * 4;
-    for (let jc = 0; jc < N; jc += NC) {
-      const nc = Math.min(NC, N - jc);
-      for (let pc = 0; pc < K; pc += KC) {
-        const kc = Math.min(KC, K - pc);
-        const key = ((bIdx[p] as number) * (Math.ceil(N / NC) + 1) + jc / NC) * (Math.ceil(K / KC) + 1) + pc / KC;
-        if (key !== packed) {
-          packPanels(heap, bBase, rsB, csB, pc, kc, jc, nc, scratch >>> 2);
-          packed = key;
-        }
-        for (let ic = 0; ic < M; ic += MC) {
-          gemm(aBase + ic * rsA + pc * csA, scratch, cBase + (ic * N + jc) * 4, Math.min(MC, M - ic), nc, kc, rsA, csA, N * 4, pc > 0 ? 1 : 0);
-        }
-      }
-    }
-  }
-}
-
 /**
  * C = op(A) · op(B) over broadcast batch dims, on the wasm heap.
  * @returns a new float32 TensorInfo of shape [...batch, M, N]
@@ -132,7 +66,10 @@ export function wasmBatchMatMul(b: WasmBackendLike, a: TensorInfo, bT: TensorInf
   }
   const scratch = heapMalloc(b, scratchBytes(d));
   try {
-    runGemm(b.wasm.asm.memory, heapF32(b), d, heapAddress(b, a), heapAddress(b, bT), heapAddress(b, out), scratch, transposeA, transposeB);
+    const args = [b.wasm.asm.memory, heapF32(b), d, heapAddress(b, a), heapAddress(b, bT), heapAddress(b, out), scratch, transposeA, transposeB] as const;
+    if (!pooledGemm(...args)) {
+      runGemm(...args);
+    }
   } finally {
     b.wasm._free(scratch);
   }

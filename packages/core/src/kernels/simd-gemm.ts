@@ -27,7 +27,7 @@
  */
 import v8 from "node:v8";
 import { op, wasmModule, WasmType, type Code } from "./wasm-encoder.js";
-import { perMemory, WebAssemblyApi } from "./wasm-heap.js";
+import { perMemory, WebAssemblyApi, type WasmMemory } from "./wasm-heap.js";
 
 /** Cache blocks: KC·8 floats of a panel in L1, MC·KC floats of A in L2, KC·NC of B in L3. */
 export const GEMM_BLOCKS = { NC: 2048, KC: 256, MC: 128 } as const;
@@ -190,7 +190,7 @@ function gemmBatchFunction(): Code {
  *   pack(src, rs, cs, kc, nc, dst) (packFunction);
  *   gemmBatch(a, b, c, batch, M, N, K, rsA, csA, rsB, csB, sA, sB, sC, scratch) (gemmBatchFunction).
  */
-export function gemmModuleBytes(fma = false): Uint8Array {
+export function gemmModuleBytes(fma = false, shared = false): Uint8Array {
   const panelLoop = op.block(
     op.loop([
       ...op.get(J), ...op.get(N), ...op.geS, ...op.brIf(1),
@@ -216,7 +216,7 @@ export function gemmModuleBytes(fma = false): Uint8Array {
     },
     { name: "pack", params: new Array(6).fill(WasmType.i32), locals: new Array(4).fill(WasmType.i32), body: packFunction() },
     { name: "gemmBatch", params: new Array(15).fill(WasmType.i32), locals: [WasmType.i32], body: gemmBatchFunction() },
-  ]);
+  ], { shared });
 }
 
 /** gemm(a, panels, c, M, N, K, rsA, csA, ldc, accumulate): addresses and strides in bytes. */
@@ -245,11 +245,14 @@ export function fmaAvailable(): boolean {
   return WebAssemblyApi.validate(bytes);
 }
 
-/** The GEMM kernels bound to a heap (one instance per WebAssembly.Memory). */
-export const simdGemm = perMemory(
-  () => gemmModuleBytes(fmaAvailable()),
-  (e): GemmKernels => ({ gemm: e.gemm as GemmFn, gemmBatch: e.gemmBatch as GemmBatchFn }),
-);
+const bindGemm = (e: Record<string, unknown>): GemmKernels => ({ gemm: e.gemm as GemmFn, gemmBatch: e.gemmBatch as GemmBatchFn });
+const gemmPlain = perMemory(() => gemmModuleBytes(fmaAvailable()), bindGemm);
+const gemmShared = perMemory(() => gemmModuleBytes(fmaAvailable(), true), bindGemm);
+
+/** The GEMM kernels bound to a heap (one instance per WebAssembly.Memory, shared or not). */
+export function simdGemm(memory: WasmMemory): GemmKernels {
+  return memory.buffer instanceof SharedArrayBuffer ? gemmShared(memory) : gemmPlain(memory);
+}
 
 /**
  * Pack B[k0 … k0+kc, j0 … j0+nc) into ⌈nc/8⌉ panels of (kc, 8) floats at float index

@@ -124,10 +124,17 @@ const name = (s: string): Code => [...uleb(s.length), ...new TextEncoder().encod
 const vec = (items: Code[]): Code => [...uleb(items.length), ...items.flat()];
 const section = (id: number, body: Code): Code => [id, ...uleb(body.length), ...body];
 
-/** A module that imports `env.memory` (any size) and exports `funcs`. */
-export function wasmModule(funcs: WasmFunction[]): Uint8Array {
+/** The maximum pages of a shared memory our modules import (4 GiB). */
+export const SHARED_MEMORY_MAX_PAGES = 65536;
+
+/**
+ * A module that imports `env.memory` (any size) and exports `funcs`. `shared`: the memory is
+ * a shared one (maximum SHARED_MEMORY_MAX_PAGES), as the GEMM pool's (gemm-pool.ts).
+ */
+export function wasmModule(funcs: WasmFunction[], opts: { shared?: boolean } = {}): Uint8Array {
   const types = funcs.map((f) => [0x60, ...vec(f.params.map((p) => [p])), 0]);
-  const memoryImport = [...name("env"), ...name("memory"), 0x02, 0x00, 0x00]; // limits: min 0, no max
+  const limits = opts.shared ? [0x03, 0x00, ...uleb(SHARED_MEMORY_MAX_PAGES)] : [0x00, 0x00]; // shared: min 0, max; else min 0, no max
+  const memoryImport = [...name("env"), ...name("memory"), 0x02, ...limits];
   const codes = funcs.map((f) => {
     const body = [...vec(f.locals.map((t) => [1, t])), ...f.body, 0x0b];
     return [...uleb(body.length), ...body];

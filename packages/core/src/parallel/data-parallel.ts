@@ -27,6 +27,7 @@ import type { ModelConfig } from "../model/config.js";
 import type { Model } from "../model/load-model.js";
 import { countedTokens, jobGradients, type GradientJob } from "./gradient-job.js";
 import { workerUrl } from "./worker-url.js";
+import { gemmPoolYield } from "../kernels/gemm-pool.js";
 
 /** One tensor's place in the shared buffers (float offsets). */
 export interface LayoutEntry {
@@ -184,7 +185,9 @@ export async function createDataParallel(opts: DataParallelOptions): Promise<Dat
     weightsView.set((all.get(e.name) as tf.Tensor).dataSync() as Float32Array, e.offset);
   }
   const threads: Thread[] = [];
+  const releaseGemmPool = gemmPoolYield(); // the workers use the other cores
   const closeAll = async (): Promise<void> => {
+    releaseGemmPool();
     await Promise.all(
       threads.map(async (t) => {
         t.worker.postMessage({ cmd: "close" } satisfies WorkerRequest);

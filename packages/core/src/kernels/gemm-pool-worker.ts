@@ -1,0 +1,39 @@
+/**
+ * The GEMM pool's thread (gemm-pool.ts): runs its share of a product in the pool's shared
+ * memory when the main thread bumps `seq`, then sets `done` and wakes it. Loads no tfjs.
+ */
+import { workerData } from "node:worker_threads";
+import { runGemm } from "./gemm-loops.js";
+import { CTL, type GemmPoolInit } from "./gemm-pool-protocol.js";
+
+const { memory, control } = workerData as GemmPoolInit;
+const ctl = new Int32Array(control);
+const u32 = new Uint32Array(control);
+Atomics.store(ctl, CTL.READY, 1);
+let seen = 0;
+for (;;) {
+  Atomics.wait(ctl, CTL.SEQ, seen);
+  seen = Atomics.load(ctl, CTL.SEQ);
+  if (seen < 0) {
+    break; // closed
+  }
+  let status = 0;
+  try {
+    const [a, b, c, scratch] = [u32[CTL.A] as number, u32[CTL.B] as number, u32[CTL.C] as number, u32[CTL.SCRATCH] as number];
+    const [batch, M, N, K] = [ctl[CTL.BATCH] as number, ctl[CTL.M] as number, ctl[CTL.N] as number, ctl[CTL.K] as number];
+    if (memory.buffer.byteLength < (u32[CTL.BYTES] as number)) {
+      memory.grow(0); // the main thread grew the memory: refresh this thread's view of it
+    }
+    if (memory.buffer.byteLength < (u32[CTL.BYTES] as number)) {
+      throw new Error("the shared memory is smaller than the product needs");
+    }
+    const identity = Int32Array.from({ length: batch }, (_, p) => p);
+    const d = { M, N, K, outDims: [batch], batch, aIdx: identity, bIdx: identity };
+    runGemm(memory, new Float32Array(memory.buffer), d, a, b, c, scratch, ctl[CTL.TA] === 1, ctl[CTL.TB] === 1);
+  } catch {
+    status = 1;
+  }
+  Atomics.store(ctl, CTL.STATUS, status);
+  Atomics.store(ctl, CTL.DONE, seen);
+  Atomics.notify(ctl, CTL.DONE);
+}

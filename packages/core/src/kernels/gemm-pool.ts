@@ -1,0 +1,216 @@
+/**
+ * Both cores on one GEMM. tfjs-wasm runs one thread in Node and its heap is not shared, so a
+ * second thread (gemm-pool-worker.ts, started with the wasm backend) works in a shared
+ * WebAssembly.Memory of its own: for a product big enough, the main thread copies the second
+ * part of op(A) (rows of a single product, or whole products of a batch) and B there, wakes the
+ * thread, computes the first part in place in the tfjs heap, waits, and copies the thread's
+ * rows of C back. Both run the same GEMM code on the same values and every row sums its
+ * products in the same order whatever thread computes it, so the result is bit for bit the
+ * single-thread one (tested).
+ *
+ * Off in worker threads (data-parallel and generation workers have their own backends and
+ * already use the cores), while such workers run (`gemmPoolYield`), with one core, and with
+ * OML_GEMM_THREADS=0. A pool thread not yet started is not waited for.
+ */
+import os from "node:os";
+import { isMainThread, Worker } from "node:worker_threads";
+import { RuntimeFailure } from "../errors.js";
+import { workerUrl } from "../parallel/worker-url.js";
+import { runGemm, type MatMulDims } from "./gemm-loops.js";
+import { CTL, type GemmPoolInit } from "./gemm-pool-protocol.js";
+import { SHARED_MEMORY_MAX_PAGES } from "./wasm-encoder.js";
+import { WebAssemblyApi, type WasmMemory } from "./wasm-heap.js";
+
+/** Products below this many flops stay on one thread: waking the other and the copies cost more. */
+export const MIN_POOL_FLOPS = 8e6;
+/**
+ * Nor do products with fewer multiply-adds per float copied, K·N/(K + N) (A's and C's rows
+ * cross over; B is small then). Measured (ms, one thread → pool): (4352, 64)·(64, 64) 0.83 →
+ * 1.05 (32 per float); (4352, 64)·(64, 172) 2.30 → 1.33 (47); (512, 256)·(256, 704) 4.5 → 3.0;
+ * the 20M Llama's lm_head (512, 256)·(256, 32000) 203 → 139.
+ */
+export const MIN_POOL_INTENSITY = 40;
+/** A product taking longer than this in the pool's thread is a hung thread. */
+const WAIT_MS = 600_000;
+
+interface Pool {
+  worker: Worker;
+  memory: WasmMemory;
+  ctl: Int32Array;
+  u32: Uint32Array;
+  seq: number;
+  broken: boolean;
+}
+
+let pool: Pool | null | undefined; // undefined: not started; null: off for this thread
+let othersBusy = 0;
+let disabled = false;
+let splitCount = 0;
+
+/** How many products the pool's thread has shared so far (tests, benchmarks). */
+export function gemmPoolSplits(): number {
+  return splitCount;
+}
+
+function wanted(): boolean {
+  return isMainThread && !disabled && process.env.OML_GEMM_THREADS !== "0" && (os.availableParallelism?.() ?? os.cpus().length) > 1;
+}
+
+/** Start the pool's thread (idempotent); it loads in ~50 ms while the caller goes on. */
+export function startGemmPool(): void {
+  if (pool !== undefined || !wanted()) {
+    return;
+  }
+  const memory = new WebAssemblyApi.Memory({ initial: 16, maximum: SHARED_MEMORY_MAX_PAGES, shared: true });
+  const control = new SharedArrayBuffer(CTL.LENGTH * 4);
+  const worker = new Worker(workerUrl("gemm-pool-worker", "kernels/gemm-pool-worker.js"), { workerData: { memory, control } satisfies GemmPoolInit });
+  worker.unref(); // never keeps the process alive
+  const p: Pool = { worker, memory, ctl: new Int32Array(control), u32: new Uint32Array(control), seq: 0, broken: false };
+  worker.on("error", () => (p.broken = true));
+  worker.on("exit", () => (p.broken = true));
+  // Let the thread leave its wait at exit instead of relying on its termination there.
+  process.once("exit", () => {
+    Atomics.store(p.ctl, CTL.SEQ, -1);
+    Atomics.notify(p.ctl, CTL.SEQ);
+  });
+  pool = p;
+}
+
+/**
+ * Other threads compute from now on (data-parallel or generation workers): GEMMs stay on one
+ * thread until the returned release() is called.
+ */
+export function gemmPoolYield(): () => void {
+  othersBusy++;
+  let released = false;
+  return () => {
+    if (!released) {
+      released = true;
+      othersBusy--;
+    }
+  };
+}
+
+/** For tests and benchmarks: turn the pool off (true) or back on. */
+export function disableGemmPool(off: boolean): void {
+  disabled = off;
+}
+
+/** Resolves true once the pool's thread is ready (false if it is off); for tests. */
+export async function gemmPoolReady(): Promise<boolean> {
+  startGemmPool();
+  for (let i = 0; i < 500 && pool && !pool.broken; i++) {
+    if (Atomics.load(pool.ctl, CTL.READY) === 1) {
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return false;
+}
+
+function usable(): Pool | undefined {
+  if (!pool || pool.broken || othersBusy > 0 || disabled || Atomics.load(pool.ctl, CTL.READY) !== 1) {
+    return undefined;
+  }
+  return pool;
+}
+
+const align = (x: number): number => Math.ceil(x / 64) * 64;
+
+/**
+ * C = op(A)·op(B) over `d` on `memory` (the tfjs heap, `heap` its view as of now) with the
+ * pool's thread taking the second half; false (nothing done) when the pool is off or busy,
+ * the product small, or a batch broadcast.
+ */
+export function pooledGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims, aAddr: number, bAddr: number, cAddr: number, scratch: number, transposeA: boolean, transposeB: boolean): boolean {
+  const { M, N, K, batch } = d;
+  if (2 * batch * M * N * K < MIN_POOL_FLOPS || K === 0 || (K * N) / (K + N) < MIN_POOL_INTENSITY) {
+    return false;
+  }
+  const p = usable();
+  if (!p) {
+    return false;
+  }
+  const single = batch === 1;
+  const identity = (idx: Int32Array): boolean => idx.every((v, i) => v === i);
+  if (!single && !(identity(d.aIdx) && identity(d.bIdx))) {
+    return false;
+  }
+  // Split: rows [m0, M) of one product, or products [p0, batch).
+  const m0 = single ? Math.floor(M / 2) : M;
+  const p0 = single ? 1 : Math.floor(batch / 2);
+  if ((single && m0 === 0) || (!single && p0 === 0)) {
+    return false;
+  }
+  const Mw = single ? M - m0 : M;
+  const Bw = single ? 1 : batch - p0;
+  const aFloats = Bw * Mw * K;
+  const bFloats = Bw * K * N;
+  const cFloats = Bw * Mw * N;
+  const wd: MatMulDims = { M: Mw, N, K, outDims: [Bw], batch: Bw, aIdx: new Int32Array(Bw).map((_, i) => i), bIdx: new Int32Array(Bw).map((_, i) => i) };
+  const A = 0;
+  const B = align(aFloats * 4);
+  const C = B + align(bFloats * 4);
+  const S = C + align(cFloats * 4);
+  const total = S + Math.ceil(Math.min(N, 2048) / 8) * 8 * Math.min(K, 256) * 4;
+  const have = p.memory.buffer.byteLength;
+  if (total > have) {
+    if (total > SHARED_MEMORY_MAX_PAGES * 65536) {
+      return false;
+    }
+    p.memory.grow(Math.ceil((total - have) / 65536));
+  }
+  const shared = new Float32Array(p.memory.buffer);
+  const a4 = aAddr >>> 2;
+  const b4 = bAddr >>> 2;
+  if (single && transposeA) {
+    // A stored (K, M): the columns m0 … M of every row k, as a (K, Mw) matrix
+    for (let k = 0; k < K; k++) {
+      shared.set(heap.subarray(a4 + k * M + m0, a4 + k * M + M), k * Mw);
+    }
+  } else {
+    const from = single ? a4 + m0 * K : a4 + p0 * M * K; // rows m0… of (M, K), or products p0…
+    shared.set(heap.subarray(from, from + aFloats), A >>> 2);
+  }
+  const bFrom = single ? b4 : b4 + p0 * K * N;
+  shared.set(heap.subarray(bFrom, bFrom + bFloats), B >>> 2);
+  const { ctl, u32 } = p;
+  u32[CTL.A] = A;
+  u32[CTL.B] = B;
+  u32[CTL.C] = C;
+  u32[CTL.SCRATCH] = S;
+  u32[CTL.BYTES] = total;
+  ctl[CTL.BATCH] = Bw;
+  ctl[CTL.M] = Mw;
+  ctl[CTL.N] = N;
+  ctl[CTL.K] = K;
+  ctl[CTL.TA] = transposeA ? 1 : 0;
+  ctl[CTL.TB] = transposeB ? 1 : 0;
+  const seq = ++p.seq;
+  Atomics.store(ctl, CTL.SEQ, seq);
+  Atomics.notify(ctl, CTL.SEQ);
+
+  // Our part, in place: rows [0, m0) (a transposed A keeps its stored row count), or products [0, p0).
+  const md: MatMulDims = single ? { ...d, M: m0 } : { ...d, batch: p0, outDims: [p0], aIdx: d.aIdx.subarray(0, p0), bIdx: d.bIdx.subarray(0, p0) };
+  runGemm(memory, heap, md, aAddr, bAddr, cAddr, scratch, transposeA, transposeB, M);
+
+  for (;;) {
+    const done = Atomics.load(ctl, CTL.DONE);
+    if (done === seq) {
+      break;
+    }
+    // wait on the value just compared: had the thread finished in between, this returns at once
+    if (Atomics.wait(ctl, CTL.DONE, done, WAIT_MS) === "timed-out") {
+      p.broken = true;
+      throw new RuntimeFailure("the GEMM pool's thread did not answer (set OML_GEMM_THREADS=0 to compute on one thread)");
+    }
+  }
+  if (ctl[CTL.STATUS] !== 0) {
+    p.broken = true;
+    throw new RuntimeFailure("the GEMM pool's thread failed (set OML_GEMM_THREADS=0 to compute on one thread)");
+  }
+  splitCount++;
+  const out = new Float32Array(p.memory.buffer, C, cFloats);
+  heap.set(out, (cAddr >>> 2) + (single ? m0 * N : p0 * M * N));
+  return true;
+}
