@@ -5,9 +5,10 @@
 //
 //   npx tsc -b packages/core && node bench/engine.mjs [--backends wasm,cpu] [--reps 3] [--cpu-train]
 //
-// Times are medians of --reps runs after a warm-up, in CPU seconds of this process (other
-// jobs on the machine stretch the wall clock; everything here runs on one thread). The cpu
-// backend's 20M training step takes minutes: it runs only with --cpu-train.
+// Times are medians of --reps runs after a warm-up, in wall seconds (since 2026-11-29: the
+// wasm GEMM pool puts a second thread on big products; OML_GEMM_THREADS=0 for one thread; run
+// it on an idle machine). The cpu backend's 20M training step takes minutes: it runs only
+// with --cpu-train.
 import { execFileSync } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
@@ -32,7 +33,7 @@ if (!args.backend) {
     rows.push(JSON.parse(out.trim().split("\n").pop()));
   }
   const names = Object.keys(rows[0].results);
-  console.log(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "?"}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)} (median CPU time of ${args.reps})`);
+  console.log(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "?"}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)} (median wall time of ${args.reps}; GEMM pool ${process.env.OML_GEMM_THREADS === "0" ? "off" : "on"})`);
   console.log(`| measure | ${rows.map((r) => r.backend).join(" | ")} |`);
   console.log(`|---|${rows.map(() => "---:").join("|")}|`);
   for (const name of names) {
@@ -54,15 +55,18 @@ const { AdamW } = await dist("train/adamw.js");
 const { trainStep } = await dist("train/train-step.js");
 await initBackend(backend);
 
-/** Median CPU seconds of fn() over reps runs after one warm-up. */
+/**
+ * Median seconds of fn() over reps runs after one warm-up: wall time, since the wasm GEMM pool
+ * (kernels/gemm-pool.ts) puts a second thread on big products (CPU time counts both; compare
+ * with OML_GEMM_THREADS=0 for one thread). Run it on an idle machine.
+ */
 async function cpuSeconds(fn, n = reps) {
   await fn();
   const t = [];
   for (let i = 0; i < n; i++) {
-    const c0 = process.cpuUsage();
+    const t0 = performance.now();
     await fn();
-    const c = process.cpuUsage(c0);
-    t.push((c.user + c.system) / 1e6);
+    t.push((performance.now() - t0) / 1000);
   }
   return t.sort((a, b) => a - b)[Math.floor(t.length / 2)];
 }
