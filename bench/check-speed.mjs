@@ -20,11 +20,11 @@ await writeFingerprints(fps, randomWordFingerprints({ words: await loadWordList(
 const reps = Number(process.argv[4] ?? 3);
 const loops = [
   ["one at a time (the reference's loop)", 1, 0],
-  ["batched (KV cache, batch 256), 1 thread", 256, 0],
-  ["batched (KV cache, batch 64: oml-check's default), 1 thread", 64, 0],
+  ["batched (KV cache, batch 256), no worker (GEMM pool on)", 256, 0],
+  ["batched (KV cache, batch 64), no worker (GEMM pool on)", 64, 0],
   ["batched (KV cache, batch 256), main thread + 1 worker", 256, 1],
   ["batched (KV cache, batch 64), main thread + 1 worker", 64, 1],
-  ["batched (KV cache, batch 64), --workers auto (oml-check's default)", 64, "auto"],
+  ["oml-check's defaults (--batch-size and --workers chosen by the check)", undefined, "auto"],
 ];
 const optsOf = (batchSize, workers) => ({ modelPath: stories, fingerprintsFilePath: fps, fingerprintGenerationStrategy: "random_word", numFingerprints: n, batchSize, workers, backend, explicit: new Set(["numFingerprints"]) });
 for (const [, batchSize, workers] of loops) {
