@@ -9,10 +9,10 @@
  * rows with or without workers. Memory: one more copy of the weights and activations per
  * worker. Pair startGenerateWorkers / close().
  */
-import { Worker } from "node:worker_threads";
 import type { BackendName } from "../backend.js";
-import { InputError, RuntimeFailure } from "../errors.js";
+import { InputError } from "../errors.js";
 import { spareCores } from "../parallel/data-parallel.js";
+import { WorkerChannel } from "../parallel/worker-channel.js";
 import { workerUrl } from "../parallel/worker-url.js";
 import { gemmPoolYield } from "../kernels/gemm-pool.js";
 import type { BatchGenerateFn } from "./check-fingerprints.js";
@@ -69,64 +69,15 @@ export function checkWorkers(requested: number | "auto", c: { batches: number; p
 }
 
 export async function startGenerateWorkers(count: number, init: GenerateWorkerInit): Promise<GenerateWorkers> {
-  const workers: Worker[] = [];
-  const pending = new Map<number, { resolve: (outs: number[][]) => void; reject: (e: Error) => void }>();
-  let nextId = 0;
-  let failure: Error | undefined;
-  const failAll = (err: Error): void => {
-    failure ??= err;
-    for (const p of pending.values()) {
-      p.reject(err);
-    }
-    pending.clear();
-  };
-  const readiness: Promise<void>[] = [];
-  for (let i = 0; i < count; i++) {
-    const w = new Worker(WORKER_URL, { workerData: init satisfies GenerateWorkerInit });
-    let markReady = (): void => {};
-    readiness.push(new Promise<void>((resolve) => (markReady = resolve)));
-    w.on("message", (reply: GenerateReply) => {
-      if ("ready" in reply) {
-        markReady();
-        return;
-      }
-      const p = pending.get(reply.id);
-      pending.delete(reply.id);
-      if ("error" in reply) {
-        p?.reject(new RuntimeFailure(`generation worker: ${reply.error}`));
-      } else {
-        p?.resolve(reply.outs);
-      }
-    });
-    w.on("error", (err) => failAll(new RuntimeFailure(`generation worker failed: ${err.message}`, { cause: err })));
-    w.on("exit", (code) => {
-      markReady(); // a dead worker takes no batch: failure is set, its generator rejects at once
-      if (pending.size > 0 || code !== 0) {
-        failAll(new RuntimeFailure(`generation worker exited (code ${code})`));
-      }
-    });
-    workers.push(w);
-  }
-  const generatorOf = (w: Worker, ready: Promise<void>): BatchGenerateFn =>
-    Object.assign(
-      (prompts: number[][], maxNewTokens: number) =>
-        new Promise<number[][]>((resolve, reject) => {
-          if (failure) {
-            reject(failure);
-            return;
-          }
-          const id = nextId++;
-          pending.set(id, { resolve, reject });
-          w.postMessage({ id, prompts, maxNewTokens } satisfies GenerateRequest);
-        }),
-      { ready },
-    );
+  const channels = Array.from({ length: count }, () => new WorkerChannel<Omit<GenerateRequest, "id">, { outs: number[][] }>(WORKER_URL, init satisfies GenerateWorkerInit, "generation worker"));
+  const generatorOf = (c: (typeof channels)[number]): BatchGenerateFn =>
+    Object.assign((prompts: number[][], maxNewTokens: number) => c.request({ prompts, maxNewTokens }).then((r) => r.outs), { ready: c.ready });
   const releaseGemmPool = count > 0 ? gemmPoolYield() : () => {}; // the workers use the other cores
   return {
-    generators: workers.flatMap((w, i) => [generatorOf(w, readiness[i] as Promise<void>), generatorOf(w, readiness[i] as Promise<void>)]),
+    generators: channels.flatMap((c) => [generatorOf(c), generatorOf(c)]),
     async close() {
       releaseGemmPool();
-      await Promise.all(workers.map((w) => w.terminate()));
+      await Promise.all(channels.map((c) => c.terminate()));
     },
   };
 }

@@ -3,16 +3,17 @@
  * replica of the model, built from the shared weights buffer. Messages:
  *   { cmd: "weights" }              re-read the trainable weights from the shared buffer (no
  *                                   reply: messages run in order, so the next jobs see them)
- *   { cmd: "grads", jobs }          gradients of the jobs, summed into this worker's shared
- *                                   gradient buffer; replies { losses, names }
+ *   { id, cmd: "grads", jobs }      gradients of the jobs, summed into this worker's shared
+ *                                   gradient buffer; replies { id, losses, names, ms }
  *   { cmd: "close" }                free everything and exit
- * Errors are replied as { error } (the thread stays usable).
+ * Says { ready: true } once loaded; errors are replied as { id, error } (the thread stays
+ * usable). The main thread's side is a WorkerChannel (worker-channel.ts).
  */
 import { parentPort, workerData } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backend.js";
 import type { Model } from "../model/load-model.js";
-import type { WorkerInit, WorkerReply, WorkerRequest } from "./data-parallel.js";
+import type { GradsReply, WorkerInit, WorkerRequest } from "./data-parallel.js";
 import { jobGradients } from "./gradient-job.js";
 
 const init = workerData as WorkerInit;
@@ -67,7 +68,7 @@ function readWeights(): void {
 
 let weightsError: unknown;
 
-function handle(msg: Extract<WorkerRequest, { cmd: "grads" }>): WorkerReply {
+function handle(msg: Extract<WorkerRequest, { cmd: "grads" }>): GradsReply {
   if (weightsError !== undefined) {
     throw weightsError;
   }
@@ -85,7 +86,7 @@ function handle(msg: Extract<WorkerRequest, { cmd: "grads" }>): WorkerReply {
   return { losses, names, ms: performance.now() - t0 };
 }
 
-port.on("message", (msg: WorkerRequest) => {
+port.on("message", (msg: WorkerRequest & { id?: number }) => {
   if (msg.cmd === "close") {
     tf.dispose([...vars.values(), ...fixed.values()]);
     port.close();
@@ -101,9 +102,9 @@ port.on("message", (msg: WorkerRequest) => {
       }
       return;
     }
-    port.postMessage(handle(msg));
+    port.postMessage({ id: msg.id, ...handle(msg) });
   } catch (err) {
-    port.postMessage({ error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    port.postMessage({ id: msg.id, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
   }
 });
-port.postMessage({ ok: true });
+port.postMessage({ ready: true });

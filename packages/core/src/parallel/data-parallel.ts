@@ -19,13 +19,13 @@
  * for the weights and 4 per trainable parameter and worker for the gradients.
  */
 import os from "node:os";
-import { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs-core";
 import type { BackendName } from "../backend.js";
-import { InputError, RuntimeFailure } from "../errors.js";
+import { InputError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Model } from "../model/load-model.js";
 import { countedTokens, jobGradients, type GradientJob } from "./gradient-job.js";
+import { WorkerChannel } from "./worker-channel.js";
 import { workerUrl } from "./worker-url.js";
 import { gemmPoolYield } from "../kernels/gemm-pool.js";
 
@@ -49,7 +49,8 @@ export interface WorkerInit {
 }
 
 export type WorkerRequest = { cmd: "weights" } | { cmd: "grads"; jobs: GradientJob[] } | { cmd: "close" };
-export type WorkerReply = { ok: true } | { losses: number[]; names: string[]; ms: number } | { error: string };
+/** The answer to { cmd: "grads" } (worker-channel.ts adds the id, and carries errors). */
+export type GradsReply = { losses: number[]; names: string[]; ms: number };
 
 export interface DataParallelOptions {
   /** the main thread's model: config, and every tensor forward() reads that is not in `vars` */
@@ -87,23 +88,8 @@ export interface DataParallel {
 }
 
 interface Thread {
-  worker: Worker;
+  channel: WorkerChannel<WorkerRequest, GradsReply>;
   grads: Float32Array;
-  pending?: { resolve: (r: WorkerReply) => void; reject: (e: Error) => void };
-}
-
-function request(t: Thread, msg: WorkerRequest): Promise<WorkerReply> {
-  return new Promise((resolve, reject) => {
-    t.pending = { resolve, reject };
-    t.worker.ref();
-    t.worker.postMessage(msg);
-  }).then((reply) => {
-    const r = reply as WorkerReply;
-    if ("error" in r) {
-      throw new RuntimeFailure(`data-parallel worker failed: ${r.error}`);
-    }
-    return r;
-  });
 }
 
 /** Deal jobs to `n` threads: largest first, each to the least loaded (ties: lowest index). */
@@ -190,35 +176,23 @@ export async function createDataParallel(opts: DataParallelOptions): Promise<Dat
     releaseGemmPool();
     await Promise.all(
       threads.map(async (t) => {
-        t.worker.postMessage({ cmd: "close" } satisfies WorkerRequest);
-        await t.worker.terminate();
+        t.channel.post({ cmd: "close" });
+        await t.channel.terminate();
       }),
     );
   };
   try {
-    await Promise.all(
-      Array.from({ length: workers }, async (_, index) => {
-        const grads = new SharedArrayBuffer(total * 4);
-        const init: WorkerInit = { index, backend: opts.backend ?? "wasm", config: model.config, layout, weights, grads };
-        const worker = new Worker(WORKER_URL, { workerData: init });
-        const t: Thread = { worker, grads: new Float32Array(grads) };
-        threads.push(t);
-        worker.on("message", (r: WorkerReply) => {
-          const p = t.pending;
-          t.pending = undefined;
-          worker.unref();
-          p?.resolve(r);
-        });
-        worker.on("error", (err) => {
-          const p = t.pending;
-          t.pending = undefined;
-          p?.reject(new RuntimeFailure(`data-parallel worker ${index} crashed: ${err.message}`, { cause: err }));
-        });
-        await new Promise<WorkerReply>((resolve, reject) => {
-          t.pending = { resolve, reject };
-        });
-      }),
-    );
+    for (let index = 0; index < workers; index++) {
+      const grads = new SharedArrayBuffer(total * 4);
+      const init: WorkerInit = { index, backend: opts.backend ?? "wasm", config: model.config, layout, weights, grads };
+      threads.push({ channel: new WorkerChannel(WORKER_URL, init, `data-parallel worker ${index}`), grads: new Float32Array(grads) });
+    }
+    for (const t of threads) {
+      await t.channel.ready;
+      if (t.channel.failure) {
+        throw t.channel.failure;
+      }
+    }
   } catch (err) {
     await closeAll();
     throw err;
@@ -230,7 +204,7 @@ export async function createDataParallel(opts: DataParallelOptions): Promise<Dat
       const shares = assignJobs(jobs, workers + 1); // share 0: the main thread
       const replies = threads.map((t, k) => {
         const share = shares[k + 1] as number[];
-        return share.length > 0 ? request(t, { cmd: "grads", jobs: share.map((i) => jobs[i] as GradientJob) }) : undefined;
+        return share.length > 0 ? t.channel.request({ cmd: "grads", jobs: share.map((i) => jobs[i] as GradientJob) }) : undefined;
       });
       // the main thread's share runs while the workers compute theirs
       const t0 = performance.now();
@@ -245,7 +219,7 @@ export async function createDataParallel(opts: DataParallelOptions): Promise<Dat
             continue;
           }
           const t1 = performance.now();
-          const r = (await pending) as { losses: number[]; names: string[]; ms: number };
+          const r = await pending;
           const t2 = performance.now();
           timings.wait += t2 - t1;
           timings.workers[k] = r.ms;
@@ -283,7 +257,7 @@ export async function createDataParallel(opts: DataParallelOptions): Promise<Dat
         }
       }
       for (const t of threads) {
-        t.worker.postMessage({ cmd: "weights" } satisfies WorkerRequest);
+        t.channel.post({ cmd: "weights" });
       }
     },
     close: closeAll,
