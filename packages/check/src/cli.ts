@@ -28,7 +28,7 @@ export function buildProgram(): Command {
     .option("--sampling-temperature <t>", "0 = greedy", parseNumber, 0)
     .option("--seed <n>", "random seed (sampling, --verify key draw)", parseInteger, 42)
     .option("--batch-size <n>", "prompts per batch (default: 256, 128 or 64, the largest whose activations plan within 512 MiB)", parseInteger)
-    .option("--workers <n|auto>", "generation threads besides the main one (auto: 1 on a multi-core machine, wasm or cpu backend, when parameters × prompts ≥ 4e8, ≥ 3 batches and weights ≤ 1 GiB)", parseWorkers, "auto")
+    .option("--workers <n|auto>", "generation threads besides the main one (auto: 1 on a multi-core machine, wasm or cpu backend, when parameters × prompts ≥ 1e9, ≥ 3 batches and weights ≤ 1 GiB)", parseWorkers, "auto")
     .addOption(new Option("--backend <name>", "tfjs backend").choices([...BACKEND_NAMES]).default("auto"))
     .option("--verbose-eval", "for each failure print key, expected, generated and the top-10 next tokens")
     .option("--min-success <pct>", "exit 1 when the headline success rate is below this", parseNumber, 0)

@@ -92,8 +92,8 @@ test("checkWorkers: a number is taken as asked; auto needs a spare core, one thr
   const big = { batches: 8, prompts: 2048, parameters: 20e6, backend: "wasm" };
   expect(checkWorkers(2, { ...big, backend: "tensorflow" })).toBe(2);
   expect(checkWorkers("auto", big)).toBe(spare);
-  expect(checkWorkers("auto", { ...big, parameters: 260_032 })).toBe(spare); // stories260K, 2048 prompts: pays
-  expect(checkWorkers("auto", { ...big, parameters: 260_032, prompts: 1024 })).toBe(0); // 1024: start-up outweighs
+  expect(checkWorkers("auto", { ...big, parameters: 260_032 })).toBe(0); // stories260K, 2048 prompts: start-up and the lost GEMM pool outweigh
+  expect(checkWorkers("auto", { ...big, parameters: 260_032, prompts: 4096 })).toBe(spare); // 4096: pays
   expect(checkWorkers("auto", { ...big, backend: "tensorflow" })).toBe(0);
   expect(checkWorkers("auto", { ...big, batches: 2 })).toBe(0);
   expect(checkWorkers("auto", { ...big, parameters: 7e9 })).toBe(0); // a second copy of 28 GB: no

@@ -45,10 +45,11 @@ const WORKER_URL = workerUrl("generate-worker", "check/generate-worker.js");
 
 /**
  * Below this many parameter·prompts a worker's start-up (~0.3 s to load from its bundle and
- * warm up) costs more than it saves. Measured on stories260K (260k parameters, batch 64):
- * 1024 prompts (2.7·10⁸) 0.51 → 0.55 s with a worker; 2048 prompts (5.3·10⁸) 0.92 → 0.79 s.
+ * warm up) and the GEMM pool it turns off cost more than it saves. Measured on stories260K
+ * (260k parameters): at batch 64 before the pool, 2048 prompts (5.3·10⁸) went 0.92 → 0.79 s
+ * with a worker; with the pool and the default batch of 256 they go 1.0 → 1.3 s.
  */
-export const MIN_WORKER_WORK = 4e8;
+export const MIN_WORKER_WORK = 1e9;
 
 /**
  * How many workers a check should start: `requested` if a number; for "auto", one per spare
