@@ -16,7 +16,7 @@ import os from "node:os";
 import { isMainThread, Worker } from "node:worker_threads";
 import { RuntimeFailure } from "../errors.js";
 import { workerUrl } from "../parallel/worker-url.js";
-import { runGemm, type MatMulDims } from "./gemm-loops.js";
+import { runGemm, scratchBytes, type MatMulDims } from "./gemm-loops.js";
 import { CTL, type GemmPoolInit } from "./gemm-pool-protocol.js";
 import { SHARED_MEMORY_MAX_PAGES } from "./wasm-encoder.js";
 import { WebAssemblyApi, type WasmMemory } from "./wasm-heap.js";
@@ -152,7 +152,7 @@ export function pooledGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims
   const B = align(aFloats * 4);
   const C = B + align(bFloats * 4);
   const S = C + align(cFloats * 4);
-  const total = S + Math.ceil(Math.min(N, 2048) / 8) * 8 * Math.min(K, 256) * 4;
+  const total = S + scratchBytes(wd);
   const have = p.memory.buffer.byteLength;
   if (total > have) {
     if (total > SHARED_MEMORY_MAX_PAGES * 65536) {
