@@ -61,9 +61,18 @@ export function startGemmPool(): void {
   if (pool !== undefined || !wanted()) {
     return;
   }
-  const memory = new WebAssemblyApi.Memory({ initial: 16, maximum: SHARED_MEMORY_MAX_PAGES, shared: true });
-  const control = new SharedArrayBuffer(CTL.LENGTH * 4);
-  const worker = new Worker(workerUrl("gemm-pool-worker", "kernels/gemm-pool-worker.js"), { workerData: { memory, control } satisfies GemmPoolInit });
+  let memory: WasmMemory;
+  let control: SharedArrayBuffer;
+  let worker: Worker;
+  try {
+    // a shared memory reserves its maximum (4 GiB) of address space up front
+    memory = new WebAssemblyApi.Memory({ initial: 16, maximum: SHARED_MEMORY_MAX_PAGES, shared: true });
+    control = new SharedArrayBuffer(CTL.LENGTH * 4);
+    worker = new Worker(workerUrl("gemm-pool-worker", "kernels/gemm-pool-worker.js"), { workerData: { memory, control } satisfies GemmPoolInit });
+  } catch {
+    pool = null; // no second thread here (address space, threads): every product on one
+    return;
+  }
   worker.unref(); // never keeps the process alive
   const p: Pool = { worker, memory, ctl: new Int32Array(control), u32: new Uint32Array(control), seq: 0, broken: false };
   worker.on("error", () => (p.broken = true));
