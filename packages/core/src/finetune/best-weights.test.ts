@@ -8,7 +8,8 @@ import { mkdtemp, readdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { initBackend } from "../backend.js";
 import { createTinyModel } from "../model/create-tiny-model.js";
 import { disposeModel, loadModel, type Model } from "../model/load-model.js";
@@ -31,16 +32,13 @@ beforeAll(async () => {
 });
 afterAll(() => disposeModel(model));
 
-let before = 0;
-beforeEach(() => {
-  before = tf.memory().numTensors;
-});
+expectNoLeakedTensors();
 afterEach(() => {
+  // runs before the leak check (after-hooks run last-registered first)
   for (const v of made) {
     tf.dispose([...v.values()]);
   }
   made = [];
-  expect(tf.memory().numTensors).toBe(before);
 });
 
 let counter = 0;

@@ -6,7 +6,8 @@ import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { initBackend } from "../backend.js";
 import { createTinyModel } from "../model/create-tiny-model.js";
 import { forward } from "../model/forward.js";
@@ -29,16 +30,13 @@ beforeAll(async () => {
 });
 afterAll(() => disposeModel(model));
 
-let before = 0;
-beforeEach(() => {
-  before = tf.memory().numTensors;
-});
+expectNoLeakedTensors();
 afterEach(() => {
+  // runs before the leak check (after-hooks run last-registered first)
   for (const v of varsList) {
     tf.dispose([...v.values()]);
   }
   varsList = [];
-  expect(tf.memory().numTensors).toBe(before);
 });
 
 let counter = 0;

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { initBackend } from "../backend.js";
+import { beforeEach, describe, expect, test } from "vitest";
+import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 
 /** out[ids[i]] += rows[i] in float64: the definition of tf.unsortedSegmentSum. */
 function referenceSegmentSum(rows: number[][], ids: number[], numSegments: number): number[][] {
@@ -16,14 +16,9 @@ function referenceSegmentSum(rows: number[][], ids: number[], numSegments: numbe
 
 for (const backend of ["cpu", "wasm"] as const) {
   describe(`UnsortedSegmentSum on ${backend}`, () => {
-    let before = 0;
-    beforeEach(async () => {
-      await initBackend(backend);
+    expectNoLeakedTensors(backend);
+    beforeEach(() => {
       expect(tf.getBackend()).toBe(backend);
-      before = tf.memory().numTensors;
-    });
-    afterEach(() => {
-      expect(tf.memory().numTensors).toBe(before);
     });
 
     test("gather's gradient sums repeated rows", () => {
