@@ -24,6 +24,17 @@ function run(opt: AdamW, w: tf.Variable, steps: Array<[number[], number]>, name 
 
 for (const backend of ["cpu", "wasm"] as const) {
   describe(`AdamW on ${backend}`, () => {
+    /** Three steps run unbroken on w1, and the first two of them on w2 with `first`. */
+    function stoppedAfterTwo(): { steps: Array<[number[], number]>; w1: tf.Variable; unbroken: number[]; w2: tf.Variable; first: AdamW } {
+      const steps: Array<[number[], number]> = [[[0.5, -1], 0.1], [[0.2, 0.3], 0.1], [[-0.7, 0.1], 0.05]];
+      const w1 = variable([1, 1]);
+      const unbroken = run(new AdamW(), w1, steps);
+      const w2 = variable([1, 1]);
+      const first = new AdamW();
+      run(first, w2, steps.slice(0, 2));
+      return { steps, w1, unbroken, w2, first };
+    }
+
     expectNoLeakedTensors(backend);
 
     test("one step by hand: w·(1 − lr·wd) − lr·g/(|g| + eps)", () => {
@@ -102,12 +113,7 @@ for (const backend of ["cpu", "wasm"] as const) {
     });
 
     test("export, import into a fresh optimizer and resume: identical to an unbroken run", () => {
-      const steps: Array<[number[], number]> = [[[0.5, -1], 0.1], [[0.2, 0.3], 0.1], [[-0.7, 0.1], 0.05]];
-      const w1 = variable([1, 1]);
-      const unbroken = run(new AdamW(), w1, steps);
-      const w2 = variable([1, 1]);
-      const first = new AdamW();
-      run(first, w2, steps.slice(0, 2));
+      const { steps, w1, unbroken, w2, first } = stoppedAfterTwo();
       const saved = first.exportState();
       first.dispose();
       const second = new AdamW();
@@ -118,12 +124,7 @@ for (const backend of ["cpu", "wasm"] as const) {
     });
 
     test("stateView and adoptState share the arrays (a checkpoint neither writes nor resumes through copies)", () => {
-      const steps: Array<[number[], number]> = [[[0.5, -1], 0.1], [[0.2, 0.3], 0.1], [[-0.7, 0.1], 0.05]];
-      const w1 = variable([1, 1]);
-      const unbroken = run(new AdamW(), w1, steps);
-      const w2 = variable([1, 1]);
-      const first = new AdamW();
-      run(first, w2, steps.slice(0, 2));
+      const { steps, w1, unbroken, w2, first } = stoppedAfterTwo();
       const view = first.stateView().get("w");
       expect(view?.step).toBe(2);
       const adopted = new Map([["w", { m: Float32Array.from(view?.m ?? []), v: Float32Array.from(view?.v ?? []), step: 2 }]]);
