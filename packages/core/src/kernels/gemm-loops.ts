@@ -17,6 +17,12 @@ export interface MatMulDims {
   bIdx: Int32Array;
 }
 
+/** The dims of `batch` products of (M, K)·(K, N), each operand batch its own (no broadcast). */
+export function plainDims(M: number, N: number, K: number, batch: number): MatMulDims {
+  const idx = Int32Array.from({ length: batch }, (_, p) => p);
+  return { M, N, K, outDims: [batch], batch, aIdx: idx, bIdx: idx };
+}
+
 /** Whether operand batch p is batch p for every p (no broadcast). */
 export function isIdentity(idx: Int32Array): boolean {
   for (let p = 0; p < idx.length; p++) {

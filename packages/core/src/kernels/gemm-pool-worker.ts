@@ -3,7 +3,7 @@
  * memory when the main thread bumps `seq`, then sets `done` and wakes it. Loads no tfjs.
  */
 import { workerData } from "node:worker_threads";
-import { runGemm } from "./gemm-loops.js";
+import { plainDims, runGemm } from "./gemm-loops.js";
 import { CTL, type GemmPoolInit } from "./gemm-pool-protocol.js";
 
 const { memory, control } = workerData as GemmPoolInit;
@@ -27,9 +27,7 @@ for (;;) {
     if (memory.buffer.byteLength < (u32[CTL.BYTES] as number)) {
       throw new Error("the shared memory is smaller than the product needs");
     }
-    const identity = Int32Array.from({ length: batch }, (_, p) => p);
-    const d = { M, N, K, outDims: [batch], batch, aIdx: identity, bIdx: identity };
-    runGemm(memory, new Float32Array(memory.buffer), d, a, b, c, scratch, ctl[CTL.TA] === 1, ctl[CTL.TB] === 1);
+    runGemm(memory, new Float32Array(memory.buffer), plainDims(M, N, K, batch), a, b, c, scratch, ctl[CTL.TA] === 1, ctl[CTL.TB] === 1);
   } catch {
     status = 1;
   }

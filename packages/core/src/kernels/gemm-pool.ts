@@ -16,7 +16,7 @@ import os from "node:os";
 import { isMainThread, Worker } from "node:worker_threads";
 import { RuntimeFailure } from "../errors.js";
 import { workerUrl } from "../parallel/worker-url.js";
-import { runGemm, scratchBytes, type MatMulDims } from "./gemm-loops.js";
+import { isIdentity, plainDims, runGemm, scratchBytes, type MatMulDims } from "./gemm-loops.js";
 import { CTL, type GemmPoolInit } from "./gemm-pool-protocol.js";
 import { SHARED_MEMORY_MAX_PAGES } from "./wasm-encoder.js";
 import { WebAssemblyApi, type WasmMemory } from "./wasm-heap.js";
@@ -141,8 +141,7 @@ export function pooledGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims
     return false;
   }
   const single = batch === 1;
-  const identity = (idx: Int32Array): boolean => idx.every((v, i) => v === i);
-  if (!single && !(identity(d.aIdx) && identity(d.bIdx))) {
+  if (!single && !(isIdentity(d.aIdx) && isIdentity(d.bIdx))) {
     return false;
   }
   // Split: rows [m0, M) of one product, or products [p0, batch).
@@ -156,7 +155,7 @@ export function pooledGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims
   const aFloats = Bw * Mw * K;
   const bFloats = Bw * K * N;
   const cFloats = Bw * Mw * N;
-  const wd: MatMulDims = { M: Mw, N, K, outDims: [Bw], batch: Bw, aIdx: new Int32Array(Bw).map((_, i) => i), bIdx: new Int32Array(Bw).map((_, i) => i) };
+  const wd = plainDims(Mw, N, K, Bw);
   const A = 0;
   const B = align(aFloats * 4);
   const C = B + align(bFloats * 4);
