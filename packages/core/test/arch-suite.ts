@@ -121,6 +121,38 @@ export function archBehaviourSuite(o: ArchSuiteOptions): void {
       expect(tf.memory().numTensors).toBe(n);
     });
 
+    test("lastOnly (last layer at the last position only) = the last row of a full forward, padded and after a cache", () => {
+      const n = tf.memory().numTensors;
+      const k = A.length - B.length;
+      const ids = [A, [...new Array<number>(k).fill(PAD), ...B]];
+      const mask = [A.map(() => 1), [...new Array<number>(k).fill(0), ...B.map(() => 1)]];
+      const full = logitsOf(model, ids, mask).map((r) => (r as number[][]).at(-1) as number[]);
+      const want = referenceLogits(o.config, tensors, A).at(-1) as number[];
+      const lastOnly = (cacheFrom: number): number[][] => {
+        const cache = createKvCache(model.config.nLayers);
+        const run = (from: number, to: number): number[][] => {
+          const input = tf.tensor2d(ids.map((r) => r.slice(from, to)), undefined, "int32");
+          const m = tf.tensor2d(mask.map((r) => r.slice(0, to)), undefined, "int32");
+          const out = forward(model, input, { attentionMask: m, cache, lastOnly: true }); // (2, 1, V)
+          const rows = (out.arraySync() as number[][][]).map((r) => r[0] as number[]);
+          tf.dispose([input, m, out]);
+          return rows;
+        };
+        if (cacheFrom > 0) {
+          run(0, cacheFrom);
+        }
+        const rows = run(cacheFrom, A.length);
+        disposeKvCache(cache);
+        return rows;
+      };
+      for (const from of [0, k + 2]) {
+        const got = lastOnly(from);
+        close(got, full, full);
+        expect(maxAbsDiff(got[0], want)).toBeLessThan(1e-4 * want.reduce((m, v) => Math.max(m, Math.abs(v)), 1));
+      }
+      expect(tf.memory().numTensors).toBe(n);
+    });
+
     test("batched greedy generation equals one prompt at a time", async () => {
       const n = tf.memory().numTensors;
       const prompts = [A, B, [1, 70]];

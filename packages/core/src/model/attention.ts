@@ -80,12 +80,35 @@ export interface AttentionContext {
   scale?: number;
   /** soft-capping of the scaled scores, cap·tanh(s / cap), before the bias (gemma2); none when absent */
   softcap?: number | null;
+  /**
+   * Queries of the last new token only (the last layer of a lastOnly forward): keys and
+   * values of every new token still go to the cache, y is (B, 1, nh·hs) and the block's
+   * residual stream continues from the last position (lastPosition).
+   */
+  lastQuery?: boolean;
+}
+
+/** The last position of (B, T, C): (B, 1, C). */
+export function lastPosition(x: tf.Tensor3D): tf.Tensor3D {
+  const [B, T, C] = x.shape;
+  return T === 1 ? x : tf.slice(x, [0, T - 1, 0], [B, 1, C]);
+}
+
+/** The last query of (B, n, T, hs): (B, n, 1, hs). */
+function lastQueryOf(q: tf.Tensor4D): tf.Tensor4D {
+  const [B, n, T, hs] = q.shape;
+  return T === 1 ? q : tf.slice(q, [0, 0, T - 1, 0], [B, n, 1, hs]);
 }
 
 /** (B, T, n·hs) → (B, n, T, hs) */
 export function splitHeads(x: tf.Tensor, n: number, hs: number): tf.Tensor4D {
   const [B, T] = x.shape as [number, number, number];
   return tf.transpose(tf.reshape(x, [B, T, n, hs]), [0, 2, 1, 3]);
+}
+
+/** With ctx.lastQuery, the last query of fused projections (which computed them all). */
+export function queriesFor(qkv: HeadsQkv, ctx: AttentionContext): HeadsQkv {
+  return ctx.lastQuery ? { ...qkv, q: lastQueryOf(qkv.q) } : qkv;
 }
 
 /** Queries, keys and values of the new tokens, split into heads, before RoPE. */
@@ -101,15 +124,18 @@ export interface HeadsQkv {
 /**
  * The attention core shared by every architecture: RoPE on q and k, the cache appended,
  * grouped scores (scaled, optionally soft-capped, biased), softmax, · v, heads merged.
- * @returns y (B, T, nh·hs) before the output projection, and the layer's keys/values (S = P + T)
+ * q may hold only the last Tq of the T new tokens (ctx.lastQuery: Tq = 1); its RoPE and bias
+ * rows are then the last Tq.
+ * @returns y (B, Tq, nh·hs) before the output projection, and the layer's keys/values (S = P + T)
  */
 export function attendHeads(qkv: HeadsQkv, ctx: AttentionContext): { y: tf.Tensor3D; kv: LayerKv } {
   return tf.tidy(() => {
-    const [B, nh, T, hs] = qkv.q.shape;
-    const nkv = qkv.k.shape[1];
+    const [B, nh, T, hs] = qkv.q.shape; // T: the queries (Tq)
+    const [, nkv, Tk] = qkv.k.shape;
     const nrep = nh / nkv;
-    const q = applyRope(qkv.q, ctx.cos, ctx.sin); // (B, nh, T, hs)
-    let k = applyRope(qkv.k, ctx.cos, ctx.sin); // (B, nkv, T, hs)
+    const rows = <R extends tf.Tensor4D>(t: R): R => (T === Tk ? t : (tf.slice(t, [0, 0, Tk - T, 0], [t.shape[0], 1, T, t.shape[3]]) as R)); // last T of Tk
+    const q = applyRope(qkv.q, rows(ctx.cos), rows(ctx.sin)); // (B, nh, T, hs)
+    let k = applyRope(qkv.k, ctx.cos, ctx.sin); // (B, nkv, Tk, hs)
     let v = qkv.v;
     if (ctx.past) {
       k = tf.concat([ctx.past.k, k], 2); // (B, nkv, S, hs)
@@ -122,7 +148,7 @@ export function attendHeads(qkv: HeadsQkv, ctx: AttentionContext): { y: tf.Tenso
       scores = tf.mul(tf.tanh(tf.div(tf.mul(scores, scale), ctx.softcap)), ctx.softcap) as tf.Tensor4D;
       scale = 1;
     }
-    const probs = biasedSoftmax(scores, ctx.bias, scale); // softmax(scale·scores + bias) over keys; bias shared by the nrep heads
+    const probs = biasedSoftmax(scores, rows(ctx.bias), scale); // softmax(scale·scores + bias) over keys; bias shared by the nrep heads
     const out = tf.reshape(tf.matMul(probs, v), [B, nh, T, hs]); // (B, nh, T, hs)
     const y = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, nh * hs]) as tf.Tensor3D; // (B, T, nh·hs)
     return { y, kv: { k, v } };
@@ -132,12 +158,13 @@ export function attendHeads(qkv: HeadsQkv, ctx: AttentionContext): { y: tf.Tenso
 /**
  * Causal self-attention of one layer with separate q/k/v/o projections.
  * @param x (B, T, C) normalised input
- * @returns y (B, T, C) and this layer's keys/values including the new tokens (S = P + T)
+ * @returns y (B, T, C), or (B, 1, C) with ctx.lastQuery, and this layer's keys/values
+ *   including the new tokens (S = P + T)
  */
 export function causalSelfAttention(x: tf.Tensor3D, w: AttentionWeights, dims: AttentionDims, ctx: AttentionContext): { y: tf.Tensor3D; kv: LayerKv } {
   return tf.tidy(() => {
     const { nHeads: nh, nKvHeads: nkv, headDim: hs } = dims;
-    const q = splitHeads(linear(x, w.q.w, w.q.b), nh, hs); // (B, nh, T, hs)
+    const q = splitHeads(linear(ctx.lastQuery ? lastPosition(x) : x, w.q.w, w.q.b), nh, hs); // (B, nh, T or 1, hs)
     const k = splitHeads(linear(x, w.k.w, w.k.b), nkv, hs); // (B, nkv, T, hs)
     const v = splitHeads(linear(x, w.v.w, w.v.b), nkv, hs); // (B, nkv, T, hs)
     const { y: merged, kv } = attendHeads({ q, k, v }, ctx); // (B, T, nh·hs)

@@ -6,7 +6,7 @@
  * differ: embedding, block and head.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { attentionBias, positionIdsFromMask, type AttentionContext, type LayerKv } from "./attention.js";
+import { attentionBias, lastPosition, positionIdsFromMask, type AttentionContext, type LayerKv } from "./attention.js";
 import type { ModelConfig } from "./config.js";
 import { kvCacheLength } from "./kv-cache.js";
 import type { ArchForwardOptions } from "./registry.js";
@@ -60,13 +60,17 @@ export function decoderForward(c: ModelConfig, inputIds: tf.Tensor2D, opts: Arch
     let x = parts.embed(inputIds); // (B, T, C)
     const kvs: LayerKv[] = [];
     for (let i = 0; i < c.nLayers; i++) {
-      const ctx: AttentionContext = { cos, sin, bias: biasFor(c.layerWindows?.[i] ?? null), past: cache?.layers[i], scale, softcap: c.attnSoftcap };
+      // lastOnly: the last layer computes queries, attention output and MLP at the last
+      // position only (keys and values of every token still go to the cache); the same
+      // values, ~1/nLayers of the prefill's work less
+      const lastQuery = opts.lastOnly === true && T > 1 && i === c.nLayers - 1;
+      const ctx: AttentionContext = { cos, sin, bias: biasFor(c.layerWindows?.[i] ?? null), past: cache?.layers[i], scale, softcap: c.attnSoftcap, lastQuery };
       const out = parts.block(i, x, ctx);
       x = out.x;
       kvs.push(out.kv);
     }
     if (opts.lastOnly) {
-      x = tf.slice(x, [0, T - 1, 0], [B, 1, x.shape[2]]); // (B, 1, C)
+      x = lastPosition(x); // (B, 1, C); a no-op unless nLayers = 0
     }
     const logits = parts.head(x); // (B, T, V)
     return { logits, kvs: cache ? kvs : [] };

@@ -11,6 +11,10 @@
  * Positions come from the mask as before, so each row still computes what it computes
  * alone. Checking 1024 fingerprints on stories260K with the "You are a helpful AI
  * assistant…" template (53 tokens per prompt, 37 of them shared) prefills 16 instead.
+ *
+ * Every step asks for the last position only (lastOnly), so the last layer computes its
+ * queries, attention output and MLP there alone (decoder.ts): bit-identical logits, and a
+ * check prefill (one new token per prompt) ~12% faster on stories260K.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { InputError } from "../errors.js";

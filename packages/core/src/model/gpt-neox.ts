@@ -15,7 +15,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
-import { attendHeads, type AttentionContext, type LayerKv } from "./attention.js";
+import { attendHeads, lastPosition, queriesFor, type AttentionContext, type LayerKv } from "./attention.js";
 import { configToHfWith, parseHfConfig, partialRotaryFactor, resolveHeadLayout, RopeParametersSchema, ropeScalingOf, type HfField } from "./arch-config.js";
 import { posInt, RopeScalingSchema, toIdList, tokenId, TokenIdsSchema, type ModelConfig } from "./config.js";
 import { decoderForward } from "./decoder.js";
@@ -185,14 +185,15 @@ export function gptNeoxForward(c: ModelConfig, weight: WeightLookup, inputIds: t
     block(i: number, x: tf.Tensor3D, ctx: AttentionContext): { x: tf.Tensor3D; kv: LayerKv } {
       return tf.tidy(() => {
         const n = neoxLayerNames(i);
-        const { y, kv } = attendHeads(neoxQkvHeads(ln(x, n.inputNorm), proj(n.qkv, c.attentionBias), c.nHeads, c.headDim), ctx); // (B, T, nh·hs)
+        const { y, kv } = attendHeads(queriesFor(neoxQkvHeads(ln(x, n.inputNorm), proj(n.qkv, c.attentionBias), c.nHeads, c.headDim), ctx), ctx); // (B, T or 1, nh·hs)
         const dense = proj(n.dense, c.attentionBias);
-        const attn = linear(y, dense.w, dense.b); // (B, T, C)
+        const attn = linear(y, dense.w, dense.b); // (B, T, C), or (B, 1, C) with ctx.lastQuery
+        const x0 = ctx.lastQuery ? lastPosition(x) : x; // the residual stream of attn's positions
         const mlp = (h: tf.Tensor): tf.Tensor => plainMlp(ln(h, n.postNorm), { up: proj(n.up, true), down: proj(n.down, true) }, act);
         if (c.parallelResidual ?? true) {
-          return { x: tf.add(tf.add(mlp(x), attn), x) as tf.Tensor3D, kv }; // mlp_output + attn_output + hidden_states
+          return { x: tf.add(tf.add(mlp(x0), attn), x0) as tf.Tensor3D, kv }; // mlp_output + attn_output + hidden_states
         }
-        const x1 = tf.add(attn, x); // (B, T, C)
+        const x1 = tf.add(attn, x0); // (B, T, C)
         return { x: tf.add(mlp(x1), x1) as tf.Tensor3D, kv };
       });
     },

@@ -7,7 +7,7 @@
  * architecture) plus ModelConfig fields (biases, windows, soft-capping, attention scale).
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { attendHeads, causalSelfAttention, splitHeads, type AttentionContext, type LayerKv } from "./attention.js";
+import { attendHeads, causalSelfAttention, lastPosition, queriesFor, splitHeads, type AttentionContext, type LayerKv } from "./attention.js";
 import type { ModelConfig } from "./config.js";
 import { decoderForward, softcap } from "./decoder.js";
 import { linear } from "./linear.js";
@@ -126,7 +126,7 @@ export function llamaStyleParts(c: ModelConfig, style: LlamaStyle, weight: Weigh
       const qb = qkvHasBias(c);
       return causalSelfAttention(h, { q: projection(weight, n.q, qb), k: projection(weight, n.k, qb), v: projection(weight, n.v, qb), o }, c, ctx);
     }
-    const { y, kv } = attendHeads(fusedQkvHeads(h, projection(weight, n.qkv, qkvHasBias(c)), c), ctx); // (B, T, nh·hs)
+    const { y, kv } = attendHeads(queriesFor(fusedQkvHeads(h, projection(weight, n.qkv, qkvHasBias(c)), c), ctx), ctx); // (B, T or 1, nh·hs)
     return { y: linear(y, o.w, o.b) as tf.Tensor3D, kv }; // (B, T, C)
   };
   const mlp = (i: number, h: tf.Tensor): tf.Tensor => {
@@ -146,12 +146,13 @@ export function llamaStyleParts(c: ModelConfig, style: LlamaStyle, weight: Weigh
     block(i: number, x: tf.Tensor3D, ctx: AttentionContext): { x: tf.Tensor3D; kv: LayerKv } {
       return tf.tidy(() => {
         const n = llamaStyleLayerNames(i);
-        const { y, kv } = attention(i, norm(x, n.inputNorm), ctx); // (B, T, C)
+        const { y, kv } = attention(i, norm(x, n.inputNorm), ctx); // (B, T, C), or (B, 1, C) with ctx.lastQuery
+        const x0 = ctx.lastQuery ? lastPosition(x) : x; // the residual stream of y's positions
         if (style.sandwichNorms) {
-          const x1 = tf.add(x, norm(y, n.postNorm)); // (B, T, C)
+          const x1 = tf.add(x0, norm(y, n.postNorm)); // (B, T, C)
           return { x: tf.add(x1, norm(mlp(i, norm(x1, n.preFfNorm)), n.postFfNorm)) as tf.Tensor3D, kv };
         }
-        const x1 = tf.add(x, y); // (B, T, C)
+        const x1 = tf.add(x0, y); // (B, T, C)
         return { x: tf.add(x1, mlp(i, norm(x1, n.postNorm))) as tf.Tensor3D, kv };
       });
     },
