@@ -7,6 +7,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs-core";
+import { swapView, wasmSwapTranspose } from "./simd-transpose.js";
+import type { WasmBackendLike } from "./wasm-heap.js";
 
 interface RefCountingBackend {
   incRef(dataId: object): void;
@@ -28,7 +30,9 @@ export function identityConfig(stock?: KernelConfig): KernelConfig {
 /**
  * The wasm Transpose kernel, sharing memory when the permutation only moves size-1 dims
  * (gather's gradient transposes the (V, C) embedding gradient by [0, 1]: a 33 MB copy per
- * training step at V = 32000, C = 256); other permutations go to tfjs's kernel.
+ * training step at V = 32000, C = 256); attention's head splits and merges (two middle
+ * axes swapped, whole runs of the last kept) go to simd-transpose.ts; other permutations
+ * to tfjs's kernel.
  */
 export function transposeShareConfig(stock?: KernelConfig): KernelConfig {
   const kernelFunc: KernelFunc = (args) => {
@@ -38,6 +42,10 @@ export function transposeShareConfig(stock?: KernelConfig): KernelConfig {
     if (x.dtype !== "string" && moved.every((p, i) => i === 0 || p > (moved[i - 1] as number))) {
       (args.backend as unknown as RefCountingBackend).incRef(x.dataId);
       return { dataId: x.dataId, shape: perm.map((p) => x.shape[p] as number), dtype: x.dtype };
+    }
+    const view = x.dtype === "float32" || x.dtype === "int32" ? swapView(x.shape, perm) : undefined;
+    if (view) {
+      return wasmSwapTranspose(args.backend as unknown as WasmBackendLike, x, perm, view);
     }
     if (!stock) {
       throw new Error("Transpose: no stock kernel to delegate to");

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, test } from "vitest";
 import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
+import { swapView } from "./simd-transpose.js";
 
 /** The definition: out[i_perm[0], …] = x[i_0, …], by explicit index arithmetic. */
 function reference(x: number[], shape: number[], perm: number[]): number[] {
@@ -26,6 +27,12 @@ const cases: Array<[number[], number[]]> = [
   [[1, 4, 1, 3], [2, 1, 0, 3]], // size-1 dims only: a copy
   [[6], [0]],
   [[4, 3], [0, 1]], // identity
+  // wasm: two middle axes swapped over whole runs of 4k floats (simd-transpose.ts)
+  [[2, 4, 3, 8], [0, 2, 1, 3]],
+  [[3, 5, 4], [1, 0, 2]],
+  [[2, 1, 4, 3, 4], [0, 3, 1, 2, 4]], // a size-1 axis dropped
+  [[2, 3, 4, 5, 8], [0, 3, 1, 2, 4]], // axes 1 and 2 stay neighbours: merged
+  [[2, 3, 2, 12], [0, 2, 1, 3]],
 ];
 
 for (const backend of ["cpu", "wasm"] as const) {
@@ -59,3 +66,18 @@ for (const backend of ["cpu", "wasm"] as const) {
     });
   });
 }
+
+describe("swapView: which wasm transposes take the SIMD swap", () => {
+  test("attention's splits and merges, with size-1 and neighbouring axes folded", () => {
+    expect(swapView([2, 4, 3, 8], [0, 2, 1, 3])).toEqual([2, 4, 3, 8]);
+    expect(swapView([3, 5, 4], [1, 0, 2])).toEqual([1, 3, 5, 4]);
+    expect(swapView([2, 1, 4, 3, 4], [0, 3, 1, 2, 4])).toEqual([2, 4, 3, 4]);
+    expect(swapView([2, 3, 4, 5, 8], [0, 3, 1, 2, 4])).toEqual([2, 12, 5, 8]);
+  });
+  test("not when the last axis moves or its run is not a whole number of vectors", () => {
+    expect(swapView([2, 4, 3, 5], [0, 2, 1, 3])).toBeUndefined();
+    expect(swapView([2, 3, 4], [0, 2, 1])).toBeUndefined();
+    expect(swapView([2, 4, 3, 8], [3, 1, 2, 0])).toBeUndefined();
+    expect(swapView([4, 8], [0, 1])).toBeUndefined();
+  });
+});
