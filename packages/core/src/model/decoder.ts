@@ -45,7 +45,7 @@ export function decoderForward(c: ModelConfig, inputIds: tf.Tensor2D, opts: Arch
       ? positionIdsFromMask(opts.attentionMask, T)
       : (tf.tile(tf.reshape(tf.range(P, S, 1, "int32"), [1, T]), [B, 1]) as tf.Tensor2D); // (B, T)
     const rope = ropeParams(c);
-    const { cos, sin } = ropeCosSin(ropeInvFreq(rope, S), positionIds, ropeAttentionScale(rope)); // (B, 1, T, rd)
+    const { cos, sin } = ropeCosSin(ropeInvFreq(rope, S), positionIds, ropeAttentionScale(rope), S); // (B, 1, T, rd); every position < S
     const biases = new Map<number | null, tf.Tensor4D>(); // window → (B or 1, 1, T, S)
     const biasFor = (window: number | null): tf.Tensor4D => {
       const w = window !== null && window < S ? window : null; // a window ≥ S masks nothing more

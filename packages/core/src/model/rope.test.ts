@@ -63,4 +63,21 @@ describe("applyRope", () => {
     tf.dispose([pos, cos, sin, x, y]);
     expect(tf.memory().numTensors).toBe(n);
   });
+
+  test.each(["cpu", "wasm"] as const)("a table of numPositions gathered by id = cos/sin of every id, bit for bit (%s)", async (backend) => {
+    await initBackend(backend);
+    const n = tf.memory().numTensors;
+    const invFreq = ropeInvFreq({ rotaryDim: 8, ropeTheta: 10000, ropeScaling: null, maxPositions: 64 });
+    const pos = tf.tensor2d([[1, 1, 0, 1, 2, 3], [0, 1, 2, 3, 4, 5], [40, 41, 42, 43, 44, 45]], [3, 6], "float32"); // positionIdsFromMask's dtype
+    for (const scale of [1, 1.19]) {
+      const each = ropeCosSin(invFreq, pos, scale);
+      const table = ropeCosSin(invFreq, pos, scale, 46);
+      expect(table.cos.shape).toEqual([3, 1, 6, 8]);
+      expect(Array.from(table.cos.dataSync())).toEqual(Array.from(each.cos.dataSync()));
+      expect(Array.from(table.sin.dataSync())).toEqual(Array.from(each.sin.dataSync()));
+      tf.dispose([each.cos, each.sin, table.cos, table.sin]);
+    }
+    pos.dispose();
+    expect(tf.memory().numTensors).toBe(n);
+  });
 });
