@@ -8,6 +8,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { BackendError } from "./errors.js";
@@ -52,13 +53,38 @@ function locateWasmBinaries(): void {
 const NATIVE_TENSORFLOW_PACKAGES = ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"] as const;
 
 /**
+ * Does a tfjs-node(-gpu) package directory hold its native addon? The install script puts it
+ * at lib/napi-v<N>/tfjs_binding.node (package.json `binary.module_path`) once libtensorflow
+ * downloads. Where that failed (our machines, CI), importing the package loads all of
+ * @tensorflow/tfjs (layers, converter, data, webgl: ~0.65 s measured) only to throw on the
+ * missing binding, at every `auto` start of every CLI.
+ */
+export function hasNativeAddon(packageDir: string): boolean {
+  const lib = path.join(packageDir, "lib");
+  try {
+    return readdirSync(lib).some((d) => d.startsWith("napi-v") && existsSync(path.join(lib, d, "tfjs_binding.node")));
+  } catch {
+    return false;
+  }
+}
+
+/** Import a native tensorflow package, unless it is missing or has no addon (then throw at once). */
+async function importNative(pkg: string): Promise<void> {
+  const dir = path.dirname(createRequire(import.meta.url).resolve(`${pkg}/package.json`)); // throws when not installed
+  if (!hasNativeAddon(dir)) {
+    throw new Error(`${pkg} is installed without its native addon (${path.join(dir, "lib", "napi-v*", "tfjs_binding.node")})`);
+  }
+  await import(pkg);
+}
+
+/**
  * The native tensorflow package `auto` would start (tfjs-node-gpu first), without making it
  * the current backend; undefined when neither loads. For plans (`oml-finetune --dry-run`).
  */
 export async function nativeTensorflowPackage(log: Logger = silentLogger): Promise<string | undefined> {
   for (const pkg of NATIVE_TENSORFLOW_PACKAGES) {
     try {
-      await import(pkg);
+      await importNative(pkg);
       return pkg;
     } catch (err) {
       log.debug({ pkg, err: String(err).split("\n")[0] }, "native tensorflow unavailable");
@@ -70,7 +96,7 @@ export async function nativeTensorflowPackage(log: Logger = silentLogger): Promi
 async function tryNativeTensorflow(log: Logger): Promise<string | undefined> {
   for (const pkg of NATIVE_TENSORFLOW_PACKAGES) {
     try {
-      await import(pkg);
+      await importNative(pkg);
       if (await tf.setBackend("tensorflow")) {
         return pkg;
       }
