@@ -14,6 +14,27 @@
  * (a decode's first keys) go column by column through lane 0.
  * Per-row work is what limits rows of 17–64 keys, hence the shuffles for the lane
  * reductions, pmax, the constants held in locals and the skipped exp of masked vectors.
+ *
+ * The forward makes three passes over a row: max (z → out), exp (z read back, e → out),
+ * scale (e → probs). The exp dominates, and TurboFan compiles it as one dependent chain per
+ * vector (two vectors' chains written interleaved come out one after the other), so what
+ * paid was fewer instructions around it, with the same bits out (biased-softmax.test.ts
+ * compares them with the module before). Forward ms per call, min of 30 runs, before and
+ * after interleaved in one process (2-core AMD EPYC Zen 3; scores N(0, 3²), causal bias;
+ * the biased-softmax op adds ~0.1 ms of output allocation and calls):
+ *                                               before   after
+ *   (256, 4, 32, 53), bias (256, 1, 16, 53)       3.35    2.79   (stories260K's batched check)
+ *   (256, 4, 34, 17), bias (256, 1, 17, 17)       1.29    1.07
+ * Step by step (rows of 53, of 17): z stored by the max pass instead of recomputed by the exp
+ * pass −9%, −3%; i32x4.bitmask for the masked-vector test (V8 turns v128.any_true into a flag
+ * it tests again) and that branch storing 0 itself (no v128 to merge) −2%, −3%; the last
+ * vector kept out of `out` until the scale pass −0%, −1%; max and scale passes by pairs of
+ * vectors −3%, −0%; the row loop tested at its end −6%, −11% (overRows). Tried and dropped:
+ * the exp pass by pairs (+0%, +1%; interleaved under one masked-vector test per pair, +0%,
+ * +16%); no masked-vector test (+5%, +20%); the constants made opaque to TurboFan, so kept and
+ * spilled (+0%, +3%); VTAIL hoisted out of the row loop (+3%, +2%) or replaced by a pblendw
+ * per S mod 4 (+1%, +2%); the pass loops tested at their end too (+6%, +5%: their bodies no
+ * longer dominate the row loop's exit, so the constants are rebuilt per row).
  */
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import { op, simdOp, wasmModule, WasmType, type Code, type WasmFunction } from "./wasm-encoder.js";
@@ -26,7 +47,8 @@ const v = {
   and: simd(0x4e),
   i4Splat: simd(0x11),
   i4GeS: simd(0x3f),
-  anyTrue: simd(0x53),
+  /** i32x4.bitmask: lane sign bits → i32 (a mask of f4Ge is 0 iff all four lanes are false) */
+  i4Bitmask: simd(0xa4),
   /** if … else … end with a v128 result */
   ifV128: (then: Code, otherwise: Code): Code => [0x04, WasmType.v128, ...then, 0x05, ...otherwise, 0x0b],
   /** i32x4 lanes 0, 1, 2, 3 */
@@ -73,13 +95,14 @@ const VN = 20;
 const VR = 21;
 const VS = 22;
 const VTAIL = 23; // lanes of the row's last, overlapping vector not yet counted: l ≥ 4 − S mod 4
-const KLOG2E = 24;
-const KHI = 25;
-const KLO = 26;
-const KCUT = 27;
-const KMAGIC = 28;
-const KC = 29; // c1 … c5
-const LOCALS = [...new Array(5).fill(WasmType.i32), ...new Array(3).fill(WasmType.f32), ...new Array(19).fill(WasmType.v128)];
+const VTE = 24; // forward: e of that vector, from the exp pass to the scale pass
+const KLOG2E = 25;
+const KHI = 26;
+const KLO = 27;
+const KCUT = 28;
+const KMAGIC = 29;
+const KC = 30; // c1 … c5
+const LOCALS = [...new Array(5).fill(WasmType.i32), ...new Array(3).fill(WasmType.f32), ...new Array(20).fill(WasmType.v128)];
 
 /** Set the constant locals, VSC and VTAIL (at function entry). */
 function constants(): Code {
@@ -94,43 +117,59 @@ function constants(): Code {
   ];
 }
 
-/** exp of the v128 on the stack, lane by lane, in place of it. */
-function exp4(): Code {
+/** exp of VD, with VM = (VD ≥ cutoff) set, lanes below the cutoff 0: the v128 it pushes. */
+function expBody(): Code {
   const muladd = (a: Code, b: Code, c: Code): Code => [...a, ...b, ...op.f4Mul, ...c, ...op.f4Add];
   let p = op.get(KC + 4);
   for (let k = 3; k >= 0; k--) {
     p = muladd(p, op.get(VR), op.get(KC + k)); // p·r + c_k
   }
   return [
-    ...op.tee(VD), ...op.get(KCUT), ...v.f4Ge, ...op.tee(VM), // lanes that stay above 0
-    ...v.anyTrue,
-    ...v.ifV128([
-      ...op.get(VD), ...op.get(VM), ...v.and, ...op.set(VD), // d = 0 in the others: no denormal arithmetic (~100× slower), n ≥ −126
-      ...op.get(VD), ...op.get(KLOG2E), ...op.f4Mul, ...op.get(KMAGIC), ...op.f4Add, ...op.tee(VN), // n + MAGIC
-      ...op.i32(23), ...op.i4Shl, ...op.set(VS), // s = 2ⁿ: n + 127 shifted into the exponent, the rest shifted out
-      ...op.get(VN), ...op.get(KMAGIC), ...op.f4Sub, ...op.set(VN), // n
-      ...muladd(op.get(VN), op.get(KLO), muladd(op.get(VN), op.get(KHI), op.get(VD))), ...op.set(VR), // r = d − n·ln2
-      ...p, ...op.get(VR), ...op.get(VS), ...op.f4Mul, ...op.f4Mul, ...op.get(VS), ...op.f4Add, // (r·s)·p + s
-      ...op.get(VM), ...v.and,
-    ], op.vZero), // all four masked (a causal row is half masked): 20–25% less time on prefill
+    ...op.get(VD), ...op.get(VM), ...v.and, ...op.set(VD), // d = 0 in the others: no denormal arithmetic (~100× slower), n ≥ −126
+    ...op.get(VD), ...op.get(KLOG2E), ...op.f4Mul, ...op.get(KMAGIC), ...op.f4Add, ...op.tee(VN), // n + MAGIC
+    ...op.i32(23), ...op.i4Shl, ...op.set(VS), // s = 2ⁿ: n + 127 shifted into the exponent, the rest shifted out
+    ...op.get(VN), ...op.get(KMAGIC), ...op.f4Sub, ...op.set(VN), // n
+    ...muladd(op.get(VN), op.get(KLO), muladd(op.get(VN), op.get(KHI), op.get(VD))), ...op.set(VR), // r = d − n·ln2
+    ...p, ...op.get(VR), ...op.get(VS), ...op.f4Mul, ...op.f4Mul, ...op.get(VS), ...op.f4Add, // (r·s)·p + s
+    ...op.get(VM), ...v.and,
   ];
 }
 
+/** VD ← the v128 on the stack, VM ← its lanes that stay above 0; then the i32 "any lane does" (bitmask: one movmskps, no setcc). */
+const aboveCutoff = [...op.tee(VD), ...op.get(KCUT), ...v.f4Ge, ...op.tee(VM), ...v.i4Bitmask];
+
+/** exp of the v128 on the stack, lane by lane, in place of it. */
+function exp4(): Code {
+  return [...aboveCutoff, ...v.ifV128(expBody(), op.vZero)]; // all four masked (a causal row is half masked): 20–25% less time on prefill
+}
+
+/** exp of the v128 on the stack into VD, then `then`; `masked` instead when all four lanes are below the cutoff (no v128 to merge). */
+function expThen(then: Code, masked: Code): Code {
+  return [...aboveCutoff, ...op.if([...expBody(), ...op.set(VD), ...then], masked)];
+}
+
 /**
- * One pass over the row: `vec` at each 16 bytes J < (S & ~3)·4, then the S mod 4 last
- * columns: with `overlap` (`vec` again at J = S·4 − 16, whose first lanes are done already:
- * VTAIL marks the new ones) when S ≥ 4 and it is given, else `scalar` at each 4 bytes.
+ * One pass over the row: `vec(o)` at each 16 bytes J + o < (S & ~3)·4 (by pairs, o = 0
+ * and 16, if `pairs`), then the S mod 4 last columns: with `overlap` (at J = S·4 − 16, whose
+ * first lanes are done already: VTAIL marks the new ones) when S ≥ 4 and it is given, else
+ * `scalar` at each 4 bytes.
  */
-function rowPass(vec: Code, overlap: Code | null, scalar: Code): Code {
-  const loop = (end: number, body: Code, step: number): Code =>
-    op.block(op.loop([...op.get(J), ...op.get(end), ...op.geS, ...op.brIf(1), ...body, ...op.get(J), ...op.i32(step), ...op.add, ...op.set(J), ...op.br(0)]));
-  const scalarTail = [...op.get(VEND), ...op.set(J), ...loop(END, scalar, 4)];
+function rowPass(vec: (o: number) => Code, overlap: Code | null, scalar: Code, pairs = false): Code {
+  const loop = (ahead: number, body: Code, end: number, step: number): Code =>
+    op.block(op.loop([...op.get(J), ...(ahead ? [...op.i32(ahead), ...op.add] : []), ...op.get(end), ...op.geS, ...op.brIf(1), ...body, ...op.get(J), ...op.i32(step), ...op.add, ...op.set(J), ...op.br(0)]));
+  const scalarTail = [...op.get(VEND), ...op.set(J), ...loop(0, scalar, END, 4)];
   const tail = overlap ? [...op.get(S), ...op.i32(4), ...op.geS, ...op.if([...op.get(END), ...op.i32(16), ...op.sub, ...op.set(J), ...overlap], scalarTail)] : scalarTail;
-  return [...op.i32(0), ...op.set(J), ...loop(VEND, vec, 16), ...op.get(END), ...op.get(VEND), ...op.gtS, ...op.if(tail)];
+  return [
+    ...op.i32(0), ...op.set(J),
+    ...(pairs ? loop(16, [...vec(0), ...vec(16)], VEND, 32) : []), // while J + 16 < VEND: J and J + 16 share an address
+    ...loop(0, vec(0), VEND, 16),
+    ...op.get(END), ...op.get(VEND), ...op.gtS, ...op.if(tail),
+  ];
 }
 
 const at = (base: number): Code => [...op.get(base), ...op.get(J), ...op.add];
-const vAt = (base: number): Code => [...at(base), ...op.vLoad(0)];
+/** The v128 at base + J + o (o: the memarg's offset, folded into the address). */
+const vAt = (base: number, o = 0): Code => [...at(base), ...op.vLoad(o)];
 const sAt = (base: number): Code => [...at(base), ...op.f32Load(0)];
 /** VACC reduced over its lanes with a lane-wise op, into all four lanes (two shuffles, no scalar code). */
 const allLanes = (f: Code): Code => [
@@ -140,26 +179,44 @@ const allLanes = (f: Code): Code => [
 /** VACC ← VACC ∘ (the v128 that `value` pushes). */
 const accumulate = (value: Code, f: Code): Code => [...op.get(VACC), ...value, ...f, ...op.set(VACC)];
 
-/** One row of the forward: X (scores), PB (its bias row) → OUT. */
+/**
+ * One row of the forward: X (scores), PB (its bias row) → OUT. The max pass leaves z in OUT
+ * for the exp pass. The row's overlapping last vector stays out of OUT until the scale pass
+ * (its z recomputed from X and the bias, its e held in VTE): every load of OUT then reads
+ * what one whole store wrote (a load across two stores cannot be forwarded from them), the
+ * exp pass never finds an e where it reads z, and the scale pass needs no scalar columns.
+ * Sums and maxima run in the same order as ever: vectors in column order, the last
+ * vector's new lanes last.
+ */
 function forwardRow(): Code {
-  const z = [...vAt(X), ...op.get(VSC), ...op.f4Mul, ...vAt(PB), ...op.f4Add]; // x·scale + bias
+  const z = (o = 0): Code => [...vAt(X, o), ...op.get(VSC), ...op.f4Mul, ...vAt(PB, o), ...op.f4Add]; // x·scale + bias
   const zScalar = [...sAt(X), ...op.get(SCALE), ...op.fmul, ...sAt(PB), ...op.fadd];
-  const e = [...z, ...op.get(VK), ...op.f4Sub, ...exp4()];
+  const minusMax = [...op.get(VK), ...op.f4Sub];
   return [
-    // max z (a pass of its own: the overlapping last vector may then be read twice)
+    // max z; z → out
     ...op.f4Const(-Infinity), ...op.set(VACC),
-    ...rowPass(accumulate(z, op.f4Pmax), accumulate(z, op.f4Pmax), accumulate([...zScalar, ...op.f4Splat], op.f4Pmax)),
+    ...rowPass(
+      (o) => [...at(OUT), ...z(o), ...op.tee(VD), ...op.vStore(o), ...accumulate(op.get(VD), op.f4Pmax)],
+      accumulate(z(), op.f4Pmax),
+      [...at(OUT), ...zScalar, ...op.tee(INV), ...op.f32Store(0), ...accumulate([...op.get(INV), ...op.f4Splat], op.f4Pmax)],
+      true,
+    ),
     ...allLanes(op.f4Pmax), ...op.set(VK),
-    // e = exp(z − max) → out; Σ e (lanes; E: rows narrower than 4)
+    // e = exp(z − max) → out; Σ e (lanes; E: rows narrower than 4). A masked vector adds nothing: Σ is never −0, so + 0 would change no bit
     ...op.vZero, ...op.set(VACC), ...op.f32(0), ...op.set(E),
     ...rowPass(
-      [...at(OUT), ...e, ...op.tee(VD), ...op.vStore(0), ...accumulate(op.get(VD), op.f4Add)],
-      [...at(OUT), ...e, ...op.tee(VD), ...op.vStore(0), ...accumulate([...op.get(VD), ...op.get(VTAIL), ...v.and], op.f4Add)],
-      [...at(OUT), ...zScalar, ...op.f4Splat, ...op.get(VK), ...op.f4Sub, ...exp4(), ...op.f4Lane(0), ...op.tee(INV), ...op.f32Store(0), ...op.get(E), ...op.get(INV), ...op.fadd, ...op.set(E)],
+      (o) => [...vAt(OUT, o), ...minusMax, ...expThen([...at(OUT), ...op.get(VD), ...op.vStore(o), ...accumulate(op.get(VD), op.f4Add)], [...at(OUT), ...op.vZero, ...op.vStore(o)])],
+      [...z(), ...minusMax, ...exp4(), ...op.tee(VTE), ...op.get(VTAIL), ...v.and, ...op.set(VD), ...accumulate(op.get(VD), op.f4Add)],
+      [...at(OUT), ...sAt(OUT), ...op.f4Splat, ...minusMax, ...exp4(), ...op.f4Lane(0), ...op.tee(INV), ...op.f32Store(0), ...op.get(E), ...op.get(INV), ...op.fadd, ...op.set(E)],
     ),
     // probs = e · (1 / Σ e)
     ...op.f32(1), ...op.f4Splat, ...allLanes(op.f4Add), ...op.get(E), ...op.f4Splat, ...op.f4Add, ...op.f4Div, ...op.tee(VK), ...op.f4Lane(0), ...op.set(INV),
-    ...rowPass([...at(OUT), ...vAt(OUT), ...op.get(VK), ...op.f4Mul, ...op.vStore(0)], null, [...at(OUT), ...sAt(OUT), ...op.get(INV), ...op.fmul, ...op.f32Store(0)]),
+    ...rowPass(
+      (o) => [...at(OUT), ...vAt(OUT, o), ...op.get(VK), ...op.f4Mul, ...op.vStore(o)],
+      [...at(OUT), ...op.get(VTE), ...op.get(VK), ...op.f4Mul, ...op.vStore(0)],
+      [...at(OUT), ...sAt(OUT), ...op.get(INV), ...op.fmul, ...op.f32Store(0)],
+      true,
+    ),
   ];
 }
 
@@ -169,13 +226,19 @@ function backwardRow(): Code {
   const dx = [...at(OUT), ...vAt(BIAS), ...op.set(VD), ...vAt(X), ...op.get(VD), ...op.f4Mul, ...op.get(VK), ...op.get(VD), ...op.f4Mul, ...op.f4Sub, ...op.get(VSC), ...op.f4Mul, ...op.vStore(0)];
   return [
     ...op.vZero, ...op.set(VACC), ...op.f32(0), ...op.set(E),
-    ...rowPass(accumulate(g, op.f4Add), accumulate([...g, ...op.get(VTAIL), ...v.and], op.f4Add), [...op.get(E), ...sAt(X), ...sAt(BIAS), ...op.fmul, ...op.fadd, ...op.set(E)]),
+    ...rowPass(() => accumulate(g, op.f4Add), accumulate([...g, ...op.get(VTAIL), ...v.and], op.f4Add), [...op.get(E), ...sAt(X), ...sAt(BIAS), ...op.fmul, ...op.fadd, ...op.set(E)]),
     ...allLanes(op.f4Add), ...op.get(E), ...op.f4Splat, ...op.f4Add, ...op.tee(VK), ...op.f4Lane(0), ...op.set(ACC),
-    ...rowPass(dx, dx, [...at(OUT), ...sAt(BIAS), ...op.set(E), ...sAt(X), ...op.get(E), ...op.fmul, ...op.get(ACC), ...op.get(E), ...op.fmul, ...op.fsub, ...op.get(SCALE), ...op.fmul, ...op.f32Store(0)]),
+    ...rowPass(() => dx, dx, [...at(OUT), ...sAt(BIAS), ...op.set(E), ...sAt(X), ...op.get(E), ...op.fmul, ...op.get(ACC), ...op.get(E), ...op.fmul, ...op.fsub, ...op.get(SCALE), ...op.fmul, ...op.f32Store(0)]),
   ];
 }
 
-/** A function over ROWS rows: `row` for each, then the addresses move on by a row. */
+/**
+ * A function over ROWS rows: `row` for each, then the addresses move on by a row. The loop
+ * tests at its end (ROWS ≥ 1 checked once before it): TurboFan hoists a loop-invariant value
+ * (the exp's ten v128 constants) out of a loop only from a block on every path to the
+ * loop's exit, which the exp pass is not when the exit is a test at the top; else it builds
+ * them again for every row (three instructions each).
+ */
 function overRows(name: string, row: Code, nextRow: Code): WasmFunction {
   return {
     name,
@@ -186,14 +249,13 @@ function overRows(name: string, row: Code, nextRow: Code): WasmFunction {
       ...op.get(S), ...op.i32(4), ...op.mul, ...op.set(END),
       ...op.get(S), ...op.i32(-4), ...op.and, ...op.i32(4), ...op.mul, ...op.set(VEND),
       ...op.i32(0), ...op.set(TT), ...op.get(BIAS), ...op.set(PB),
-      ...op.block(
+      ...op.get(ROWS), ...op.i32(0), ...op.gtS,
+      ...op.if(
         op.loop([
-          ...op.get(ROWS), ...op.eqz, ...op.brIf(1),
           ...row,
           ...[X, OUT].flatMap((p) => [...op.get(p), ...op.get(END), ...op.add, ...op.set(p)]),
           ...nextRow,
-          ...op.get(ROWS), ...op.i32(1), ...op.sub, ...op.set(ROWS),
-          ...op.br(0),
+          ...op.get(ROWS), ...op.i32(1), ...op.sub, ...op.tee(ROWS), ...op.brIf(0),
         ]),
       ),
     ],
