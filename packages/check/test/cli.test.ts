@@ -3,9 +3,11 @@
  * fingerprints, and on the untouched model.
  */
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, test } from "vitest";
 
 const BIN = (name: string): string => path.resolve(__dirname, `../../${name}/bin/oml-${name}.js`);
@@ -128,4 +130,14 @@ test("a plain model without --fingerprints-file-path: exit 2", () => {
   const r = run("check", ["--model-path", STORIES]);
   expect(r.status).toBe(2);
   expect(r.stderr).toMatch(/^error: --fingerprints-file-path is required unless --model-path is a run's results\/<hash>\/final_model$/m);
+});
+
+describe("the one-file bundles (scripts/bundle.mjs)", () => {
+  const bundles = path.resolve(__dirname, "../../core/dist/bundles");
+  test.each(["check", "generate", "finetune"])("oml-%s's bundle runs on its own and reports its package's version", (name) => {
+    const version = (JSON.parse(readFileSync(path.resolve(__dirname, `../../${name}/package.json`), "utf8")) as { version: string }).version;
+    const out = spawnSync(process.execPath, ["--input-type=module", "-e", `const { main } = await import(${JSON.stringify(pathToFileURL(path.join(bundles, `oml-${name}.js`)).href)}); await main(["node", "oml-${name}", "--version"]);`], { encoding: "utf8" });
+    expect(out.status, out.stderr).toBe(0);
+    expect(out.stdout.trim()).toBe(version);
+  });
 });

@@ -11,10 +11,12 @@ import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { BackendError } from "./errors.js";
 import { startGemmPool } from "./kernels/gemm-pool.js";
 import { registerCustomKernels } from "./kernels/register.js";
 import { silentLogger, type Logger } from "./log.js";
+import { corePackageRoot } from "./util/package-root.js";
 
 export const BACKEND_NAMES = ["auto", "tensorflow", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -26,11 +28,10 @@ let gradientsLoaded: Promise<unknown> | undefined;
 
 /**
  * tfjs-core's Node entry registers no gradients; `pnpm build` bundles tfjs-core's
- * register_all_gradients into vendor/ (scripts/bundle-tfjs-gradients.mjs). This path works
- * from src/ (tests) and dist/ (CLIs) alike, both one level below the package root.
+ * register_all_gradients into vendor/ (scripts/bundle-tfjs-gradients.mjs).
  */
 export function loadGradients(): Promise<unknown> {
-  gradientsLoaded ??= import(new URL("../vendor/tfjs-gradients.js", import.meta.url).href).catch((cause: unknown) => {
+  gradientsLoaded ??= import(pathToFileURL(path.join(corePackageRoot(), "vendor", "tfjs-gradients.js")).href).catch((cause: unknown) => {
     gradientsLoaded = undefined;
     throw new BackendError("tfjs gradients are not built (packages/core/vendor/tfjs-gradients.js is missing)", {
       hint: "run `pnpm install` (or `pnpm build`) at the repository root",
@@ -40,13 +41,18 @@ export function loadGradients(): Promise<unknown> {
   return gradientsLoaded;
 }
 
+/** A dependency of @oml-ts/core, resolved from its package (this code may run from a bundle). */
+function resolveFromCore(specifier: string): string {
+  return createRequire(path.join(corePackageRoot(), "package.json")).resolve(specifier);
+}
+
 /**
  * Point tfjs-backend-wasm at the .wasm files of the installed package. Left to itself, its
  * emscripten loader looks beside the script that runs it (`__dirname`), which is wrong once
- * the code is bundled (the worker bundles of scripts/bundle-workers.mjs).
+ * the code is bundled (the bundles of scripts/bundle.mjs).
  */
 function locateWasmBinaries(): void {
-  const main = createRequire(import.meta.url).resolve("@tensorflow/tfjs-backend-wasm");
+  const main = resolveFromCore("@tensorflow/tfjs-backend-wasm");
   setWasmPaths(path.dirname(main) + path.sep);
 }
 
@@ -70,7 +76,7 @@ export function hasNativeAddon(packageDir: string): boolean {
 
 /** Import a native tensorflow package, unless it is missing or has no addon (then throw at once). */
 async function importNative(pkg: string): Promise<void> {
-  const dir = path.dirname(createRequire(import.meta.url).resolve(`${pkg}/package.json`)); // throws when not installed
+  const dir = path.dirname(resolveFromCore(`${pkg}/package.json`)); // throws when not installed
   if (!hasNativeAddon(dir)) {
     throw new Error(`${pkg} is installed without its native addon (${path.join(dir, "lib", "napi-v*", "tfjs_binding.node")})`);
   }

@@ -4,14 +4,14 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { InputError } from "../errors.js";
 import { readJsonFile } from "../util/json-file.js";
+import { corePackageRoot } from "../util/package-root.js";
 import { formatZodError } from "../util/zod-issues.js";
 
-/** `<repo>/generated_data`, found from this file (src/ and dist/ are both one level below the package). */
-export const DEFAULT_DATA_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../generated_data");
+/** `<repo>/generated_data` (the core package is packages/core of the repository). */
+export const DEFAULT_DATA_DIR = path.resolve(corePackageRoot(), "../../generated_data");
 
 export const DEFAULT_WORD_LIST = path.join(DEFAULT_DATA_DIR, "word_list.txt");
 export const DEFAULT_AUGMENTATION_PROMPTS = {

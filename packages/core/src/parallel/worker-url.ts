@@ -1,11 +1,15 @@
 /**
- * Where a worker thread's code is: its one-file bundle (scripts/bundle-workers.mjs, built by
+ * Where a worker thread's code is: its one-file bundle (scripts/bundle.mjs, built by
  * `pnpm build`; starts in ~0.27 s instead of ~0.75 s) when present, else the plain module
- * tsc wrote. From src/ (tests) and dist/ alike: both are two levels below the package root.
+ * tsc wrote.
  */
 import { existsSync } from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { corePackageRoot } from "../util/package-root.js";
 
 export function workerUrl(name: string, module: string): URL {
-  const bundle = new URL(`../../dist/${name}.bundle.js`, import.meta.url);
-  return existsSync(bundle) ? bundle : new URL(`../../dist/${module}`, import.meta.url);
+  const dist = path.join(corePackageRoot(), "dist");
+  const bundle = path.join(dist, "bundles", `${name}.js`);
+  return pathToFileURL(existsSync(bundle) ? bundle : path.join(dist, module));
 }
