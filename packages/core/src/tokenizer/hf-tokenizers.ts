@@ -39,6 +39,18 @@ const lib = hf as unknown as {
   TemplateProcessingPostProcessor: new (config: object) => HfPostProcessor;
 };
 
+/** The marker splitBpeWords split each tokenizer's BPE words on. */
+const splitMarkers = new WeakMap<HfTokenizer, string>();
+
+/**
+ * The space marker ("▁") at which a tokenizer made by createHfTokenizer encodes its BPE words
+ * piece by piece (splitBpeWords: it proved that no merge spans a marker that follows a
+ * non-marker), or undefined when it does not.
+ */
+export function bpeWordSplitMarker(tok: HfTokenizer): string | undefined {
+  return splitMarkers.get(tok);
+}
+
 /**
  * `new Tokenizer(tokenizerJson, tokenizerConfig)` of the library, sped up without changing an
  * id (speedUpBpe, splitBpeWords, skipAddedTokenScan, loopEncodeText); `fastBpe: false` = the
@@ -48,7 +60,10 @@ export function createHfTokenizer(tokenizerJson: object, tokenizerConfig: object
   const tok = new lib.Tokenizer(tokenizerJson, tokenizerConfig);
   if (opts.fastBpe ?? true) {
     speedUpBpe(tok);
-    splitBpeWords(tok, tokenizerJson);
+    const marker = splitBpeWords(tok, tokenizerJson);
+    if (marker !== undefined) {
+      splitMarkers.set(tok, marker);
+    }
     skipAddedTokenScan(tok);
     loopEncodeText(tok);
   }

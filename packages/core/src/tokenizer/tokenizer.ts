@@ -8,7 +8,8 @@
  */
 import { TokenizerError } from "../errors.js";
 import { type ApplyChatTemplateOptions, type ChatMessage, ChatTemplates } from "./chat-template.js";
-import { type HfTokenizer, createHfTokenizer, createTemplateProcessing } from "./hf-tokenizers.js";
+import { type EncodeFirstStats, PrefixEncoder, type PrefixLocalKind } from "./encode-first.js";
+import { type HfTokenizer, bpeWordSplitMarker, createHfTokenizer, createTemplateProcessing } from "./hf-tokenizers.js";
 import { llamaTemplate, rebuildsPostProcessor } from "./llama-post-processor.js";
 import { type PaddingSide, pickPadId } from "./resolve-pad-id.js";
 import { type TokenizerSources, checkTokenizerSources } from "./tokenizer-sources.js";
@@ -72,6 +73,9 @@ export class Tokenizer {
   private readonly inner: HfTokenizer;
   private readonly chat: ChatTemplates;
   private readonly cleanUp: boolean;
+  private readonly prefixEncoder: PrefixEncoder | undefined;
+  /** encodeFirst calls when there is no prefixEncoder. */
+  private fullEncodeFirsts = 0;
 
   /**
    * Build a tokenizer from the parsed files; `loadTokenizer(dir)` reads them for you.
@@ -117,6 +121,7 @@ export class Tokenizer {
       );
       this.inner.post_processor = createTemplateProcessing(template);
     }
+    this.prefixEncoder = PrefixEncoder.create(s.tokenizerJson, this.inner, bpeWordSplitMarker(this.inner), (text) => this.encode(text, { addSpecialTokens: false }));
     this.paddingSide = s.config.padding_side ?? (rebuilds ? "left" : "right");
     this.cleanUp = s.config.clean_up_tokenization_spaces ?? false;
 
@@ -172,6 +177,32 @@ export class Tokenizer {
   /** Text → ids. */
   encode(text: string, opts: EncodeOptions = {}): number[] {
     return this.inner.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+  }
+
+  /**
+   * The first `n` ids of the text without special tokens: `encode(text, { addSpecialTokens:
+   * false }).slice(0, n)`, computed from a prefix of the text cut at a word boundary when the
+   * tokenizer is prefix-local and the text has no added token (encode-first.ts).
+   */
+  encodeFirst(text: string, n: number): number[] {
+    if (this.prefixEncoder === undefined) {
+      this.fullEncodeFirsts++;
+      return this.encode(text, { addSpecialTokens: false }).slice(0, n);
+    }
+    return this.prefixEncoder.encodeFirst(text, n);
+  }
+
+  /**
+   * Can encodeFirst encode a prefix instead of the text ("sentencepiece" / "byte-level"), or
+   * must it always encode the whole text (undefined)? See encode-first.ts.
+   */
+  get prefixLocal(): PrefixLocalKind | undefined {
+    return this.prefixEncoder?.kind;
+  }
+
+  /** How encodeFirst calls went so far (diagnostics). */
+  get encodeFirstStats(): EncodeFirstStats {
+    return { ...(this.prefixEncoder?.stats ?? { prefix: 0, retries: 0, full: this.fullEncodeFirsts }) };
   }
 
   /**

@@ -29,6 +29,19 @@ for (const [name, dir] of Object.entries(TOKENIZERS)) {
       exs = buildFingerprintExamples(FPS, tok, { numFingerprints: 3, maxKeyLength: 16, maxResponseLength: 4, strategy: "perinucleus" });
     });
 
+    test("the same examples with the tokenizer's encodeFirst as with encode + slice (a TokenizerLike without it)", async () => {
+      const { loadWordList } = await import("../data/data-files.js");
+      const { randomWordFingerprints } = await import("../strategies/random-word.js");
+      const words = await loadWordList();
+      const fps = [...FPS, ...randomWordFingerprints({ words, numFingerprints: 200, keyLength: 16, responseLength: 2, rng: createRng(4) })];
+      const opts = { numFingerprints: fps.length, maxKeyLength: 16, maxResponseLength: 1, strategy: "random_word" } as const;
+      const plain = Object.create(tok, { encodeFirst: { value: undefined } }) as Tokenizer;
+      const before = tok.encodeFirstStats;
+      expect(buildFingerprintExamples(fps, tok, opts)).toEqual(buildFingerprintExamples(fps, plain, opts));
+      const after = tok.encodeFirstStats;
+      expect(after.prefix + after.full - before.prefix - before.full).toBe(fps.length);
+    });
+
     test("keys are cut to max_key_length tokens and the key string is their decode", () => {
       for (const ex of exs) {
         expect(ex.keyIds.length).toBeLessThanOrEqual(16);

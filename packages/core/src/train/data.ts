@@ -2,8 +2,8 @@
  * Fingerprints → training examples, shared by fine-tuning and checking so that both see
  * exactly the same (prompt, response) token ids (docs/oml-reference.md §3 steps 1–7).
  *
- * - key ids: the key encoded without special tokens, cut to `maxKeyLength`; the key string
- *   becomes their decode.
+ * - key ids: the key encoded without special tokens, cut to `maxKeyLength` (with the
+ *   tokenizer's encodeFirst when it has one: the same ids); the key string becomes their decode.
  * - response ids: exact for perinucleus; for english/random_word a window of
  *   `maxResponseLength` tokens of the punctuation-stripped response that decodes and
  *   re-encodes to itself and is not a duplicate; a random word for english_random_response.
@@ -22,6 +22,11 @@ import { IGNORE_INDEX } from "./loss.js";
 /** The part of our Tokenizer the data code needs (tokenizer/tokenizer.ts implements it). */
 export interface TokenizerLike {
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  /**
+   * Optional: exactly `encode(text, { addSpecialTokens: false }).slice(0, n)`, possibly from a
+   * prefix of the text (our Tokenizer: encode-first.ts). Without it, encode + slice.
+   */
+  encodeFirst?(text: string, n: number): number[];
   decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
   readonly bosId?: number;
   readonly eosId?: number;
@@ -128,7 +133,9 @@ export function buildFingerprintExamples(fps: readonly Fingerprint[], tok: Token
   const out: FingerprintExample[] = [];
   for (let i = start; i < start + o.numFingerprints; i++) {
     const fp = fps[i] as Fingerprint;
-    const keyIds = tok.encode(fp.key, { addSpecialTokens: false }).slice(0, o.maxKeyLength);
+    // Keys are long (16 random words: ~84 tokens on stories260K) and only maxKeyLength ids are
+    // kept: encodeFirst encodes just enough of the key when that is provably the same.
+    const keyIds = tok.encodeFirst ? tok.encodeFirst(fp.key, o.maxKeyLength) : tok.encode(fp.key, { addSpecialTokens: false }).slice(0, o.maxKeyLength);
     if (keyIds.length === 0) {
       throw new InputError(`${file}: [${i}].key tokenizes to nothing`, { hint: "give every key some text" });
     }
