@@ -9,7 +9,8 @@
 // run time (vendor/, the worker modules, generated_data/ through util/package-root.ts) and the
 // packages it imports lazily (the optional native tensorflow packages, the ONNX engine's
 // @huggingface/transformers, which stay imports here) then resolve from core's own
-// node_modules. The CLIs' bin shims load their bundle when it is newer than dist/cli.js.
+// node_modules. The CLIs' bin shims load their bundle unless a later tsc build made it stale
+// (core's src/cli/bin-entry.ts).
 // The banner gives bundled CommonJS code its `require`, `__filename` and `__dirname`
 // (emscripten's loader in tfjs-backend-wasm reads `__dirname`; backend.ts points the wasm
 // binaries at the installed package itself). ignoreAnnotations: tfjs-backend-cpu's
