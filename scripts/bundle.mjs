@@ -1,9 +1,10 @@
 // One-file bundles of the code that starts a fresh module graph: the three CLIs and the
 // worker threads (oml-check's generation workers, oml-finetune's data-parallel workers).
-// Unbundled, Node's ESM loader spends ~0.6 s of a start on the CommonJS packages (cjs-module-
+// Unbundled, Node's ESM loader spends 0.3–0.6 s of a start on the CommonJS packages (cjs-module-
 // lexer over tfjs-core and the backends, format detection, one compile per file): measured,
-// importing oml-check's dist/cli.js took 0.86–0.93 s, its bundle 0.19–0.36 s; a stories260K
-// generation worker got ready in ~0.27 s instead of ~0.75 s.
+// importing oml-check's dist/cli.js took 0.48–0.63 s, its bundle 0.22–0.24 s (three runs each,
+// alternating; 0.19–0.36 s with tfjs-core bundled too); a stories260K generation worker got
+// ready in ~0.27 s instead of ~0.75 s.
 //
 // Every bundle goes to packages/core/dist/bundles/, inside @oml-ts/core: what core finds at
 // run time (vendor/, the worker modules, generated_data/ through util/package-root.ts) and the
@@ -43,8 +44,10 @@ await Promise.all(
       platform: "node",
       target: "node20",
       ignoreAnnotations: true,
-      // optional native backends and the ONNX engine stay imports: present or not, resolved at run time
-      external: ["@tensorflow/tfjs-node", "@tensorflow/tfjs-node-gpu", "onnxruntime-node", "@huggingface/transformers"],
+      // optional native backends and the ONNX engine stay imports: present or not, resolved at
+      // run time; so does tfjs-core, which must be the one instance tfjs-node registers its
+      // `tensorflow` backend in (a bundled copy would never see it)
+      external: ["@tensorflow/tfjs-core", "@tensorflow/tfjs-node", "@tensorflow/tfjs-node-gpu", "onnxruntime-node", "@huggingface/transformers"],
       // the CLIs' version.ts reads their package.json beside dist/ unless this is defined
       define: { OML_PACKAGE_VERSION: JSON.stringify(versionOf(pkg)) },
       logLevel: "warning",
