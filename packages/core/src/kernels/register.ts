@@ -15,9 +15,11 @@
  * - OmlRope on both (model/rope.ts: x·cos + rotate_half(x)·sin), with its gradient.
  * - OmlBiasedSoftmax on both (model/attention.ts's scale + mask + softmax), with its gradient.
  * - OmlRmsNorm and OmlSwiGlu(Split) on both (model/norm.ts, model/mlp.ts), with their gradients.
+ * - OmlAttend on wasm (attend.ts: scores, biased softmax, ·v and head merge in one pass), forward only.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ADAMW_UPDATE, adamwUpdateConfig } from "./adamw-update.js";
+import { ATTEND, attendConfig } from "./attend.js";
 import { AVERAGE_INTO, averageIntoConfig } from "./average-into.js";
 import { biasedSoftmaxConfigs, biasedSoftmaxGradConfig } from "./biased-softmax.js";
 import { batchMatMulConfig, cpuBatchMatMulConfig } from "./batch-matmul.js";
@@ -93,6 +95,7 @@ export function registerCustomKernels(): void {
     replaceKernel(tf.GatherV2, backendName, (stock) => gatherConfig(backendName, stock));
     replaceKernel(tf.Tile, backendName, (stock) => tileConfig(backendName, stock));
   }
+  replaceKernel(ATTEND, "wasm", attendConfig);
   replaceKernel(tf.Identity, "wasm", identityConfig);
   replaceKernel(tf.Transpose, "wasm", transposeShareConfig);
 }

@@ -104,22 +104,53 @@ const KMAGIC = 29;
 const KC = 30; // c1 … c5
 const LOCALS = [...new Array(5).fill(WasmType.i32), ...new Array(3).fill(WasmType.f32), ...new Array(20).fill(WasmType.v128)];
 
+/**
+ * The v128 locals the exp code uses (simd-attend.ts shares it): working registers VD (in:
+ * d; cleared below the cutoff), VM (in: d ≥ cutoff), VN, VR, VS; constants KLOG2E, KHI, KLO,
+ * KCUT, KMAGIC and c1 … c5 at KC … KC + 4.
+ */
+export interface ExpLocals {
+  VD: number;
+  VM: number;
+  VN: number;
+  VR: number;
+  VS: number;
+  KLOG2E: number;
+  KHI: number;
+  KLO: number;
+  KCUT: number;
+  KMAGIC: number;
+  KC: number;
+}
+
+const SOFTMAX_EXP_LOCALS: ExpLocals = { VD, VM, VN, VR, VS, KLOG2E, KHI, KLO, KCUT, KMAGIC, KC };
+
+/** Set the exp's constant locals (once, at function entry). */
+export function expConstantsCode(l: ExpLocals): Code {
+  const consts: [number, Code][] = [
+    [l.KLOG2E, op.f4Const(LOG2E)], [l.KHI, op.f4Const(MINUS_LN2_HI)], [l.KLO, op.f4Const(MINUS_LN2_LO)],
+    [l.KCUT, op.f4Const(DENORM_CUTOFF)], [l.KMAGIC, op.f4Const(MAGIC)], ...C.map((c, k): [number, Code] => [l.KC + k, op.f4Const(c)]),
+  ];
+  return consts.flatMap(([local, value]) => [...value, ...op.set(local)]);
+}
+
 /** Set the constant locals, VSC and VTAIL (at function entry). */
 function constants(): Code {
-  const consts: [number, Code][] = [
-    [KLOG2E, op.f4Const(LOG2E)], [KHI, op.f4Const(MINUS_LN2_HI)], [KLO, op.f4Const(MINUS_LN2_LO)],
-    [KCUT, op.f4Const(DENORM_CUTOFF)], [KMAGIC, op.f4Const(MAGIC)], ...C.map((c, k): [number, Code] => [KC + k, op.f4Const(c)]),
-  ];
   return [
-    ...consts.flatMap(([local, value]) => [...value, ...op.set(local)]),
+    ...expConstantsCode(SOFTMAX_EXP_LOCALS),
     ...op.get(SCALE), ...op.f4Splat, ...op.set(VSC),
     ...v.i4Lanes, ...op.i32(4), ...op.get(S), ...op.i32(3), ...op.and, ...op.sub, ...v.i4Splat, ...v.i4GeS, ...op.set(VTAIL),
   ];
 }
 
-/** exp of VD, with VM = (VD ≥ cutoff) set, lanes below the cutoff 0: the v128 it pushes. */
-function expBody(): Code {
-  const muladd = (a: Code, b: Code, c: Code): Code => [...a, ...b, ...op.f4Mul, ...c, ...op.f4Add];
+/**
+ * exp of VD, with VM = (VD ≥ cutoff) set, lanes below the cutoff 0: the v128 it pushes (locals
+ * `l`). `fma`: every a·b + c as one f32x4.relaxed_madd (XNNPACK's rr2-p5 FMA variant, fewer
+ * instructions, bits a little different; only where relaxed SIMD validates); else mul, add.
+ */
+export function expCode(l: ExpLocals, fma = false): Code {
+  const { VD, VM, VN, VR, VS, KLOG2E, KMAGIC, KHI, KLO, KC } = l;
+  const muladd = (a: Code, b: Code, c: Code): Code => (fma ? [...a, ...b, ...c, ...op.f4Madd] : [...a, ...b, ...op.f4Mul, ...c, ...op.f4Add]);
   let p = op.get(KC + 4);
   for (let k = 3; k >= 0; k--) {
     p = muladd(p, op.get(VR), op.get(KC + k)); // p·r + c_k
@@ -130,13 +161,26 @@ function expBody(): Code {
     ...op.i32(23), ...op.i4Shl, ...op.set(VS), // s = 2ⁿ: n + 127 shifted into the exponent, the rest shifted out
     ...op.get(VN), ...op.get(KMAGIC), ...op.f4Sub, ...op.set(VN), // n
     ...muladd(op.get(VN), op.get(KLO), muladd(op.get(VN), op.get(KHI), op.get(VD))), ...op.set(VR), // r = d − n·ln2
-    ...p, ...op.get(VR), ...op.get(VS), ...op.f4Mul, ...op.f4Mul, ...op.get(VS), ...op.f4Add, // (r·s)·p + s
+    ...muladd(p, [...op.get(VR), ...op.get(VS), ...op.f4Mul], op.get(VS)), // (r·s)·p + s
     ...op.get(VM), ...v.and,
   ];
 }
 
+/** exp of VD, with VM = (VD ≥ cutoff) set, lanes below the cutoff 0: the v128 it pushes. */
+function expBody(): Code {
+  return expCode(SOFTMAX_EXP_LOCALS);
+}
+
+/**
+ * VD ← the v128 on the stack, VM ← its lanes that stay above 0; then the i32 "any lane
+ * does" (i32x4.bitmask), for the exp code's locals `l`.
+ */
+export function aboveCutoffCode(l: ExpLocals): Code {
+  return [...op.tee(l.VD), ...op.get(l.KCUT), ...v.f4Ge, ...op.tee(l.VM), ...v.i4Bitmask];
+}
+
 /** VD ← the v128 on the stack, VM ← its lanes that stay above 0; then the i32 "any lane does" (bitmask: one movmskps, no setcc). */
-const aboveCutoff = [...op.tee(VD), ...op.get(KCUT), ...v.f4Ge, ...op.tee(VM), ...v.i4Bitmask];
+const aboveCutoff = aboveCutoffCode(SOFTMAX_EXP_LOCALS);
 
 /** exp of the v128 on the stack, lane by lane, in place of it. */
 function exp4(): Code {
