@@ -83,7 +83,9 @@ for (const backend of ["cpu", "wasm"] as const) {
       }
     });
 
-    test("prefill + one token at a time through the KV cache = one full forward (1e-5)", () => {
+    // 2e-5: the cached forward attends through the fused kernel (kernels/attend.ts), the full
+    // forward through the op chain; they round differently (measured 1.1e-5 on logits up to ~20)
+    test("prefill + one token at a time through the KV cache = one full forward (2e-5)", () => {
       const n = tf.memory().numTensors;
       const ids = [
         [0, 0, 1, 403, 407, 261, 378],
@@ -108,7 +110,7 @@ for (const backend of ["cpu", "wasm"] as const) {
       for (const b of [0, 1]) {
         const pieced = parts.flatMap((p) => p[b] as number[][]);
         const real = (full[b] as number[][]).map((row, t) => (mask[b]?.[t] ? row : null));
-        expect(maxAbsDiff(pieced.filter((_, t) => real[t]), real.filter((r): r is number[] => r !== null))).toBeLessThan(1e-5);
+        expect(maxAbsDiff(pieced.filter((_, t) => real[t]), real.filter((r): r is number[] => r !== null))).toBeLessThan(2e-5);
       }
       disposeKvCache(cache);
       expect(tf.memory().numTensors).toBe(n);

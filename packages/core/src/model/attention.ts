@@ -31,6 +31,7 @@
  * forward+backward 499 ms (mostly the MLP and projection matMuls); cpu 5.5 s / 15.8 s.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { attend } from "../kernels/attend.js";
 import { biasedSoftmax } from "../kernels/biased-softmax.js";
 import { linear } from "./linear.js";
 import type { Projection } from "./mlp.js";
@@ -86,6 +87,11 @@ export interface AttentionContext {
    * residual stream continues from the last position (lastPosition).
    */
   lastQuery?: boolean;
+  /**
+   * No gradient flows (a forward with a KV cache: generation): attention without a softcap
+   * may run as one forward-only op (kernels/attend.ts: no scores or probabilities tensors).
+   */
+  inference?: boolean;
 }
 
 /** The last position of (B, T, C): (B, 1, C). */
@@ -140,6 +146,9 @@ export function attendHeads(qkv: HeadsQkv, ctx: AttentionContext): { y: tf.Tenso
     if (ctx.past) {
       k = tf.concat([ctx.past.k, k], 2); // (B, nkv, S, hs)
       v = tf.concat([ctx.past.v, v], 2); // (B, nkv, S, hs)
+    }
+    if (ctx.inference && (ctx.softcap === undefined || ctx.softcap === null)) {
+      return { y: attend(q, k, v, rows(ctx.bias), ctx.scale ?? 1 / Math.sqrt(hs)), kv: { k, v } }; // (B, T, nh·hs)
     }
     const qg = tf.reshape(q, [B, nkv, nrep * T, hs]); // (B, nkv, nrep·T, hs)
     let scores = tf.matMul(qg, k, false, true) as tf.Tensor4D; // (B, nkv, nrep·T, S)

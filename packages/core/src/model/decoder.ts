@@ -64,7 +64,7 @@ export function decoderForward(c: ModelConfig, inputIds: tf.Tensor2D, opts: Arch
       // position only (keys and values of every token still go to the cache); the same
       // values, ~1/nLayers of the prefill's work less
       const lastQuery = opts.lastOnly === true && T > 1 && i === c.nLayers - 1;
-      const ctx: AttentionContext = { cos, sin, bias: biasFor(c.layerWindows?.[i] ?? null), past: cache?.layers[i], scale, softcap: c.attnSoftcap, lastQuery };
+      const ctx: AttentionContext = { cos, sin, bias: biasFor(c.layerWindows?.[i] ?? null), past: cache?.layers[i], scale, softcap: c.attnSoftcap, lastQuery, inference: cache !== undefined };
       const out = parts.block(i, x, ctx);
       x = out.x;
       kvs.push(out.kv);
