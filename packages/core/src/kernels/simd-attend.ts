@@ -61,11 +61,7 @@ import { heapAddress, heapMalloc, perMemory, type WasmBackendLike, type WasmMemo
 
 const simd = simdOp;
 const v = {
-  and: simd(0x4e),
   bitselect: simd(0x52),
-  i4Splat: simd(0x11),
-  i4GeS: simd(0x3f),
-  i4Lanes: [...simd(0x0c), ...new Uint8Array(new Int32Array([0, 1, 2, 3]).buffer)],
   /** i8x16.shuffle of two v128s by f32 lanes (0–3: the first, 4–7: the second) */
   shuffle: (l: number[]): Code => [...simd(0x0d), ...l.flatMap((k) => [4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3])],
   ifV128: (then: Code, otherwise: Code): Code => [0x04, WasmType.v128, ...then, 0x05, ...otherwise, 0x0b],
@@ -118,7 +114,7 @@ export function attendModuleBytes(fma: boolean, hs: number, direct: boolean): Ui
     ...op.get(S), ...op.i32(3), ...op.add, ...op.i32(-4), ...op.and, ...op.i32(4), ...op.mul, ...op.set(ZEND),
     ...expConstantsCode(EXP),
     ...op.get(SCALE), ...op.f4Splat, ...op.set(VSC),
-    ...v.i4Lanes, ...op.i32(4), ...op.get(S), ...op.i32(3), ...op.and, ...op.sub, ...v.i4Splat, ...v.i4GeS, ...op.set(VTAIL),
+    ...op.i4Lanes, ...op.i32(4), ...op.get(S), ...op.i32(3), ...op.and, ...op.sub, ...op.i4Splat, ...op.i4GeS, ...op.set(VTAIL),
   ];
   // 1. Kt: block J/16 (hs·16 bytes at KT + J·hs) from key J/4, or S − 4 for the overlapping last block
   const transposeVector = (d: number): Code => [
@@ -212,7 +208,7 @@ export function attendModuleBytes(fma: boolean, hs: number, direct: boolean): Ui
     ...op.if([
       ...zAt(op.get(FB4)), ...op.vLoad(0), ...op.get(VK), ...op.f4Sub, ...aboveCutoffCode(EXP),
       ...v.ifV128([...expCode(EXP, fma), ...seen(op.get(FB4), op.get(SB))], op.vZero), ...op.set(VE),
-      ...op.get(VSUM), ...op.get(VE), ...op.get(VTAIL), ...v.and, ...op.f4Add, ...op.set(VSUM),
+      ...op.get(VSUM), ...op.get(VE), ...op.get(VTAIL), ...op.vAnd, ...op.f4Add, ...op.set(VSUM),
       ...zAt([...op.get(SB), ...op.i32(16), ...op.sub]), ...op.get(VE), ...zAt([...op.get(SB), ...op.i32(16), ...op.sub]), ...op.vLoad(0), ...op.get(VTAIL), ...v.bitselect, ...op.vStore(0),
     ]),
     ...op.f32(1), ...op.f4Splat, ...allLanes(VSUM, op.f4Add), ...op.f4Div, ...op.set(VK),

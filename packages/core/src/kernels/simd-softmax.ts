@@ -44,15 +44,10 @@ import { heapAddress, perMemory, type WasmBackendLike } from "./wasm-heap.js";
 const simd = simdOp;
 const v = {
   f4Ge: simd(0x46),
-  and: simd(0x4e),
-  i4Splat: simd(0x11),
-  i4GeS: simd(0x3f),
   /** i32x4.bitmask: lane sign bits → i32 (a mask of f4Ge is 0 iff all four lanes are false) */
   i4Bitmask: simd(0xa4),
   /** if … else … end with a v128 result */
   ifV128: (then: Code, otherwise: Code): Code => [0x04, WasmType.v128, ...then, 0x05, ...otherwise, 0x0b],
-  /** i32x4 lanes 0, 1, 2, 3 */
-  i4Lanes: [...simd(0x0c), ...new Uint8Array(new Int32Array([0, 1, 2, 3]).buffer)],
   /** i8x16.shuffle of a v128 with itself, by f32 lanes */
   f4Shuffle: (l: [number, number, number, number]): Code => [...simd(0x0d), ...l.flatMap((k) => [4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3])],
 };
@@ -139,7 +134,7 @@ function constants(): Code {
   return [
     ...expConstantsCode(SOFTMAX_EXP_LOCALS),
     ...op.get(SCALE), ...op.f4Splat, ...op.set(VSC),
-    ...v.i4Lanes, ...op.i32(4), ...op.get(S), ...op.i32(3), ...op.and, ...op.sub, ...v.i4Splat, ...v.i4GeS, ...op.set(VTAIL),
+    ...op.i4Lanes, ...op.i32(4), ...op.get(S), ...op.i32(3), ...op.and, ...op.sub, ...op.i4Splat, ...op.i4GeS, ...op.set(VTAIL),
   ];
 }
 
@@ -156,13 +151,13 @@ export function expCode(l: ExpLocals, fma = false): Code {
     p = muladd(p, op.get(VR), op.get(KC + k)); // p·r + c_k
   }
   return [
-    ...op.get(VD), ...op.get(VM), ...v.and, ...op.set(VD), // d = 0 in the others: no denormal arithmetic (~100× slower), n ≥ −126
+    ...op.get(VD), ...op.get(VM), ...op.vAnd, ...op.set(VD), // d = 0 in the others: no denormal arithmetic (~100× slower), n ≥ −126
     ...op.get(VD), ...op.get(KLOG2E), ...op.f4Mul, ...op.get(KMAGIC), ...op.f4Add, ...op.tee(VN), // n + MAGIC
     ...op.i32(23), ...op.i4Shl, ...op.set(VS), // s = 2ⁿ: n + 127 shifted into the exponent, the rest shifted out
     ...op.get(VN), ...op.get(KMAGIC), ...op.f4Sub, ...op.set(VN), // n
     ...muladd(op.get(VN), op.get(KLO), muladd(op.get(VN), op.get(KHI), op.get(VD))), ...op.set(VR), // r = d − n·ln2
     ...muladd(p, [...op.get(VR), ...op.get(VS), ...op.f4Mul], op.get(VS)), // (r·s)·p + s
-    ...op.get(VM), ...v.and,
+    ...op.get(VM), ...op.vAnd,
   ];
 }
 
@@ -250,7 +245,7 @@ function forwardRow(): Code {
     ...op.vZero, ...op.set(VACC), ...op.f32(0), ...op.set(E),
     ...rowPass(
       (o) => [...vAt(OUT, o), ...minusMax, ...expThen([...at(OUT), ...op.get(VD), ...op.vStore(o), ...accumulate(op.get(VD), op.f4Add)], [...at(OUT), ...op.vZero, ...op.vStore(o)])],
-      [...z(), ...minusMax, ...exp4(), ...op.tee(VTE), ...op.get(VTAIL), ...v.and, ...op.set(VD), ...accumulate(op.get(VD), op.f4Add)],
+      [...z(), ...minusMax, ...exp4(), ...op.tee(VTE), ...op.get(VTAIL), ...op.vAnd, ...op.set(VD), ...accumulate(op.get(VD), op.f4Add)],
       [...at(OUT), ...sAt(OUT), ...op.f4Splat, ...minusMax, ...exp4(), ...op.f4Lane(0), ...op.tee(INV), ...op.f32Store(0), ...op.get(E), ...op.get(INV), ...op.fadd, ...op.set(E)],
     ),
     // probs = e · (1 / Σ e)
@@ -270,7 +265,7 @@ function backwardRow(): Code {
   const dx = [...at(OUT), ...vAt(BIAS), ...op.set(VD), ...vAt(X), ...op.get(VD), ...op.f4Mul, ...op.get(VK), ...op.get(VD), ...op.f4Mul, ...op.f4Sub, ...op.get(VSC), ...op.f4Mul, ...op.vStore(0)];
   return [
     ...op.vZero, ...op.set(VACC), ...op.f32(0), ...op.set(E),
-    ...rowPass(() => accumulate(g, op.f4Add), accumulate([...g, ...op.get(VTAIL), ...v.and], op.f4Add), [...op.get(E), ...sAt(X), ...sAt(BIAS), ...op.fmul, ...op.fadd, ...op.set(E)]),
+    ...rowPass(() => accumulate(g, op.f4Add), accumulate([...g, ...op.get(VTAIL), ...op.vAnd], op.f4Add), [...op.get(E), ...sAt(X), ...sAt(BIAS), ...op.fmul, ...op.fadd, ...op.set(E)]),
     ...allLanes(op.f4Add), ...op.get(E), ...op.f4Splat, ...op.f4Add, ...op.tee(VK), ...op.f4Lane(0), ...op.set(ACC),
     ...rowPass(() => dx, dx, [...at(OUT), ...sAt(BIAS), ...op.set(E), ...sAt(X), ...op.get(E), ...op.fmul, ...op.get(ACC), ...op.get(E), ...op.fmul, ...op.fsub, ...op.get(SCALE), ...op.fmul, ...op.f32Store(0)]),
   ];

@@ -100,6 +100,13 @@ export const op = {
   /** f32x4.pmax: b > a ? b : a, one maxps */
   f4Pmax: simd(0xeb),
   i4Shl: simd(0xab),
+  /** v128.and */
+  vAnd: simd(0x4e),
+  i4Splat: simd(0x11),
+  /** i32x4.ge_s */
+  i4GeS: simd(0x3f),
+  /** v128.const of the i32x4 lanes 0, 1, 2, 3 (with i4Splat and i4GeS: a mask of a row's last lanes) */
+  i4Lanes: [...simd(0x0c), ...new Uint8Array(new Int32Array([0, 1, 2, 3]).buffer)],
   /** v128.const of four equal f32 lanes */
   f4Const: (x: number): Code => [...simd(0x0c), ...new Uint8Array(new Float32Array([x, x, x, x]).buffer)],
   block: (body: Code): Code => [0x02, 0x40, ...body, 0x0b],
