@@ -13,7 +13,6 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { BackendError } from "./errors.js";
-import { startGemmPool } from "./kernels/gemm-pool.js";
 import { registerCustomKernels } from "./kernels/register.js";
 import { silentLogger, type Logger } from "./log.js";
 import { corePackageRoot } from "./util/package-root.js";
@@ -150,7 +149,6 @@ export async function initBackend(requested: BackendName = "auto", log: Logger =
       locateWasmBinaries();
       if (await tf.setBackend("wasm")) {
         info = { name: "wasm", source: "@tensorflow/tfjs-backend-wasm" };
-        startGemmPool(); // the second core for big GEMMs (kernels/gemm-pool.ts)
       }
     } catch (err) {
       cause = err;

@@ -1,6 +1,6 @@
 /**
  * Both cores on one GEMM. tfjs-wasm runs one thread in Node and its heap is not shared, so a
- * second thread (gemm-pool-worker.ts, started with the wasm backend) works in a shared
+ * second thread (gemm-pool-worker.ts) works in a shared
  * WebAssembly.Memory of its own: for a product big enough, the main thread copies the second
  * part of op(A) (rows of a single product, or whole products of a batch) and B there, wakes the
  * thread, computes the first part in place in the tfjs heap, waits, and copies the thread's
@@ -8,9 +8,12 @@
  * products in the same order whatever thread computes it, so the result is bit for bit the
  * single-thread one (tested).
  *
- * Off in worker threads (data-parallel and generation workers have their own backends and
- * already use the cores), while such workers run (`gemmPoolYield`), with one core, and with
- * OML_GEMM_THREADS=0. A pool thread not yet started is not waited for.
+ * The thread starts at the first product big enough to share (that product and the next
+ * few, until the thread has warmed up, stay on one thread: it is never waited for), so a
+ * process whose big products all run while data-parallel or generation workers compute
+ * never starts it. Off in worker threads (they have their own backends and already use the
+ * cores), while such workers run (`gemmPoolYield`), with one core, and with
+ * OML_GEMM_THREADS=0.
  */
 import os from "node:os";
 import { isMainThread, Worker } from "node:worker_threads";
@@ -47,6 +50,11 @@ let othersBusy = 0;
 let disabled = false;
 let splitCount = 0;
 
+/** Whether the pool's thread has been started (tests). */
+export function gemmPoolStarted(): boolean {
+  return pool !== undefined && pool !== null;
+}
+
 /** How many products the pool's thread has shared so far (tests, benchmarks). */
 export function gemmPoolSplits(): number {
   return splitCount;
@@ -56,7 +64,7 @@ function wanted(): boolean {
   return isMainThread && !disabled && process.env.OML_GEMM_THREADS !== "0" && (os.availableParallelism?.() ?? os.cpus().length) > 1;
 }
 
-/** Start the pool's thread (idempotent); it loads in ~50 ms while the caller goes on. */
+/** Start the pool's thread (idempotent; pooledGemm does it on first need); it loads in ~50 ms while the caller goes on. */
 export function startGemmPool(): void {
   if (pool !== undefined || !wanted()) {
     return;
@@ -118,7 +126,14 @@ export async function gemmPoolReady(): Promise<boolean> {
 }
 
 function usable(): Pool | undefined {
-  if (!pool || pool.broken || othersBusy > 0 || disabled || Atomics.load(pool.ctl, CTL.READY) !== 1) {
+  if (othersBusy > 0 || disabled) {
+    return undefined;
+  }
+  if (pool === undefined) {
+    startGemmPool(); // from the next products on, once it is ready
+    return undefined;
+  }
+  if (!pool || pool.broken || Atomics.load(pool.ctl, CTL.READY) !== 1) {
     return undefined;
   }
   return pool;
