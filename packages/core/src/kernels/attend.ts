@@ -59,15 +59,23 @@ export function attendConfig(): KernelConfig {
   return { kernelName: ATTEND, backendName: "wasm", kernelFunc };
 }
 
-/** The op chain the kernel replaces (attendHeads' without softcap; the tests' reference). */
-export function attendChain(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, scale: number): tf.Tensor3D {
+/**
+ * The same as an op chain, with a gradient (training, and every shape or backend the kernel
+ * does not take; the tests' reference): grouped scores, optionally soft-capped
+ * cap·tanh(scale·s / cap) before the bias (gemma2), biased softmax, · v, heads merged.
+ */
+export function attendChain(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, scale: number, softcap?: number | null): tf.Tensor3D {
   return tf.tidy(() => {
     const [B, nh, T, hs] = q.shape;
     const nkv = k.shape[1];
     const nrep = nh / nkv;
     const qg = tf.reshape(q, [B, nkv, nrep * T, hs]); // (B, nkv, nrep·T, hs)
-    const scores = tf.matMul(qg, k, false, true) as tf.Tensor4D; // (B, nkv, nrep·T, S)
-    const probs = biasedSoftmax(scores, bias, scale);
+    let scores = tf.matMul(qg, k, false, true) as tf.Tensor4D; // (B, nkv, nrep·T, S)
+    if (softcap !== undefined && softcap !== null) {
+      scores = tf.mul(tf.tanh(tf.div(tf.mul(scores, scale), softcap)), softcap) as tf.Tensor4D;
+      scale = 1;
+    }
+    const probs = biasedSoftmax(scores, bias, scale); // softmax(scale·scores + bias) over keys; bias shared by the nrep heads
     const out = tf.reshape(tf.matMul(probs, v), [B, nh, T, hs]); // (B, nh, T, hs)
     return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, nh * hs]) as tf.Tensor3D;
   });

@@ -64,7 +64,6 @@ const v = {
   bitselect: simd(0x52),
   /** i8x16.shuffle of two v128s by f32 lanes (0–3: the first, 4–7: the second) */
   shuffle: (l: number[]): Code => [...simd(0x0d), ...l.flatMap((k) => [4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3])],
-  ifV128: (then: Code, otherwise: Code): Code => [0x04, WasmType.v128, ...then, 0x05, ...otherwise, 0x0b],
   select: [0x1b],
 };
 
@@ -207,7 +206,7 @@ export function attendModuleBytes(fma: boolean, hs: number, direct: boolean): Ui
     ...op.get(ZEND), ...op.get(FB4), ...op.gtS,
     ...op.if([
       ...zAt(op.get(FB4)), ...op.vLoad(0), ...op.get(VK), ...op.f4Sub, ...aboveCutoffCode(EXP),
-      ...v.ifV128([...expCode(EXP, fma), ...seen(op.get(FB4), op.get(SB))], op.vZero), ...op.set(VE),
+      ...op.ifV128([...expCode(EXP, fma), ...seen(op.get(FB4), op.get(SB))], op.vZero), ...op.set(VE),
       ...op.get(VSUM), ...op.get(VE), ...op.get(VTAIL), ...op.vAnd, ...op.f4Add, ...op.set(VSUM),
       ...zAt([...op.get(SB), ...op.i32(16), ...op.sub]), ...op.get(VE), ...zAt([...op.get(SB), ...op.i32(16), ...op.sub]), ...op.vLoad(0), ...op.get(VTAIL), ...v.bitselect, ...op.vStore(0),
     ]),

@@ -46,8 +46,6 @@ const v = {
   f4Ge: simd(0x46),
   /** i32x4.bitmask: lane sign bits → i32 (a mask of f4Ge is 0 iff all four lanes are false) */
   i4Bitmask: simd(0xa4),
-  /** if … else … end with a v128 result */
-  ifV128: (then: Code, otherwise: Code): Code => [0x04, WasmType.v128, ...then, 0x05, ...otherwise, 0x0b],
   /** i8x16.shuffle of a v128 with itself, by f32 lanes */
   f4Shuffle: (l: [number, number, number, number]): Code => [...simd(0x0d), ...l.flatMap((k) => [4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3])],
 };
@@ -179,7 +177,7 @@ const aboveCutoff = aboveCutoffCode(SOFTMAX_EXP_LOCALS);
 
 /** exp of the v128 on the stack, lane by lane, in place of it. */
 function exp4(): Code {
-  return [...aboveCutoff, ...v.ifV128(expBody(), op.vZero)]; // all four masked (a causal row is half masked): 20–25% less time on prefill
+  return [...aboveCutoff, ...op.ifV128(expBody(), op.vZero)]; // all four masked (a causal row is half masked): 20–25% less time on prefill
 }
 
 /** exp of the v128 on the stack into VD, then `then`; `masked` instead when all four lanes are below the cutoff (no v128 to merge). */

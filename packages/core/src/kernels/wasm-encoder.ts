@@ -112,6 +112,8 @@ export const op = {
   block: (body: Code): Code => [0x02, 0x40, ...body, 0x0b],
   loop: (body: Code): Code => [0x03, 0x40, ...body, 0x0b],
   if: (then: Code, otherwise?: Code): Code => [0x04, 0x40, ...then, ...(otherwise ? [0x05, ...otherwise] : []), 0x0b],
+  /** if … else … end with a v128 result */
+  ifV128: (then: Code, otherwise: Code): Code => [0x04, WasmType.v128, ...then, 0x05, ...otherwise, 0x0b],
   br: (depth: number): Code => [0x0c, ...uleb(depth)],
   brIf: (depth: number): Code => [0x0d, ...uleb(depth)],
   /** call the module's function `index` (the order given to wasmModule) */

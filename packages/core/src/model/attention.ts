@@ -31,8 +31,7 @@
  * forward+backward 499 ms (mostly the MLP and projection matMuls); cpu 5.5 s / 15.8 s.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { attend } from "../kernels/attend.js";
-import { biasedSoftmax } from "../kernels/biased-softmax.js";
+import { attend, attendChain } from "../kernels/attend.js";
 import { linear } from "./linear.js";
 import type { Projection } from "./mlp.js";
 import { applyRope } from "./rope.js";
@@ -136,9 +135,8 @@ export interface HeadsQkv {
  */
 export function attendHeads(qkv: HeadsQkv, ctx: AttentionContext): { y: tf.Tensor3D; kv: LayerKv } {
   return tf.tidy(() => {
-    const [B, nh, T, hs] = qkv.q.shape; // T: the queries (Tq)
-    const [, nkv, Tk] = qkv.k.shape;
-    const nrep = nh / nkv;
+    const [, , T, hs] = qkv.q.shape; // T: the queries (Tq)
+    const Tk = qkv.k.shape[2];
     const rows = <R extends tf.Tensor4D>(t: R): R => (T === Tk ? t : (tf.slice(t, [0, 0, Tk - T, 0], [t.shape[0], 1, T, t.shape[3]]) as R)); // last T of Tk
     const q = applyRope(qkv.q, rows(ctx.cos), rows(ctx.sin)); // (B, nh, T, hs)
     let k = applyRope(qkv.k, ctx.cos, ctx.sin); // (B, nkv, Tk, hs)
@@ -147,19 +145,10 @@ export function attendHeads(qkv: HeadsQkv, ctx: AttentionContext): { y: tf.Tenso
       k = tf.concat([ctx.past.k, k], 2); // (B, nkv, S, hs)
       v = tf.concat([ctx.past.v, v], 2); // (B, nkv, S, hs)
     }
-    if (ctx.inference && (ctx.softcap === undefined || ctx.softcap === null)) {
-      return { y: attend(q, k, v, rows(ctx.bias), ctx.scale ?? 1 / Math.sqrt(hs)), kv: { k, v } }; // (B, T, nh·hs)
-    }
-    const qg = tf.reshape(q, [B, nkv, nrep * T, hs]); // (B, nkv, nrep·T, hs)
-    let scores = tf.matMul(qg, k, false, true) as tf.Tensor4D; // (B, nkv, nrep·T, S)
-    let scale = ctx.scale ?? 1 / Math.sqrt(hs);
-    if (ctx.softcap !== undefined && ctx.softcap !== null) {
-      scores = tf.mul(tf.tanh(tf.div(tf.mul(scores, scale), ctx.softcap)), ctx.softcap) as tf.Tensor4D;
-      scale = 1;
-    }
-    const probs = biasedSoftmax(scores, rows(ctx.bias), scale); // softmax(scale·scores + bias) over keys; bias shared by the nrep heads
-    const out = tf.reshape(tf.matMul(probs, v), [B, nh, T, hs]); // (B, nh, T, hs)
-    const y = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, nh * hs]) as tf.Tensor3D; // (B, T, nh·hs)
+    const scale = ctx.scale ?? 1 / Math.sqrt(hs);
+    const softcapped = ctx.softcap !== undefined && ctx.softcap !== null;
+    // generation: one forward-only op where it pays; else the op chain, which has a gradient
+    const y = ctx.inference && !softcapped ? attend(q, k, v, rows(ctx.bias), scale) : attendChain(q, k, v, rows(ctx.bias), scale, ctx.softcap); // (B, T, nh·hs)
     return { y, kv: { k, v } };
   });
 }
