@@ -16,8 +16,9 @@ if (!port) {
 }
 await initBackend(init.backend);
 const model = await loadModel(init.modelDir);
-// Warm up before saying ready: a fresh thread's first batches run cold JS and baseline
-// (Liftoff) wasm code on a heap not yet grown, ~1.7–2× a warm batch on stories260K; paid here,
+// Warm up before saying ready: a fresh thread's first batches run cold code (JS not yet
+// optimised, kernels compiled on first use) on a heap not yet grown, ~1.7–2× a warm batch on
+// stories260K (node --no-liftoff did not shorten a cold first batch: the JS is what is cold); paid here,
 // it overlaps the main thread's work instead of holding up the check's last batch. Measured on
 // stories260K: warming with 32 rows left the first batch of 256 at 183 ms (warm: ~90), 64 rows
 // at 103. Prompts of 24 tokens sharing 8 (the check templates' path), prefill and one decode step.

@@ -11,8 +11,8 @@ const ctl = new Int32Array(control);
 const u32 = new Uint32Array(control);
 
 /**
- * Run the GEMM on a few small products first, so that V8 has optimised its wasm (TurboFan
- * instead of Liftoff) and the JS loops around it before the first real product, while the
+ * Run the GEMM on a few small products first, so that its code (the JS loops around the wasm,
+ * the wasm's tier-up) is warm before the first real product, while the
  * main thread goes on alone. Measured on oml-check's (4352, 64)·(64, 172), with the thread
  * started with the backend: the first pooled product took 41–45 ms with a cold thread, 24–30
  * ms after this (the rest is the main thread's own first call); later ones are the same.

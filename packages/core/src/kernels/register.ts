@@ -13,7 +13,7 @@
  *   input's memory instead of copying it.
  * - Add/Sub/Multiply/RealDiv on cpu, float32 (its broadcasting path indexes every element).
  * - OmlRope on both (model/rope.ts: x·cos + rotate_half(x)·sin), with its gradient.
- * - OmlBiasedSoftmax on both (model/attention.ts's scale + mask + softmax), with its gradient.
+ * - OmlBiasedSoftmax on both (attend.ts's op chain: scale + mask + softmax), with its gradient.
  * - OmlRmsNorm and OmlSwiGlu(Split) on both (model/norm.ts, model/mlp.ts), with their gradients.
  * - OmlAttend on wasm (attend.ts: scores, biased softmax, ·v and head merge in one pass), forward only.
  */
