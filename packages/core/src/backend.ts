@@ -13,6 +13,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { BackendError } from "./errors.js";
+import { nativeStatus } from "./kernels/native.js";
 import { registerCustomKernels } from "./kernels/register.js";
 import { silentLogger, type Logger } from "./log.js";
 import { corePackageRoot } from "./util/package-root.js";
@@ -117,6 +118,8 @@ export interface BackendInfo {
   name: string;
   /** Where it came from, e.g. `@tensorflow/tfjs-node` for `tensorflow`. */
   source: string;
+  /** wasm and cpu: whether our native GEMM serves their matrix products, or why not (kernels/native.ts). */
+  native?: string;
 }
 
 /**
@@ -165,6 +168,9 @@ export async function initBackend(requested: BackendName = "auto", log: Logger =
     info = { name: "cpu", source: "@tensorflow/tfjs-backend-cpu" };
   }
   await tf.ready();
-  log.info({ backend: info.name, source: info.source }, `tfjs backend: ${info.name}`);
+  if (info.name !== "tensorflow") {
+    info.native = nativeStatus();
+  }
+  log.info({ backend: info.name, source: info.source, native: info.native }, `tfjs backend: ${info.name}${info.native ? ` (native kernels: ${info.native})` : ""}`);
   return info;
 }

@@ -1,9 +1,11 @@
 /**
  * The blocked GEMM loops over one WebAssembly memory (BLIS order; see simd-gemm.ts), shared by
  * batch-matmul.ts (tfjs's heap, the cpu backend's private memory) and the GEMM pool's worker
- * (gemm-pool-worker.ts), which must not load tfjs: this file imports none of it.
+ * (gemm-pool-worker.ts), which must not load tfjs: this file imports none of it. Large blocks
+ * run on the native AVX2 kernel where it serves (native.ts: the same bits, twice the speed).
  */
-import { GEMM_BLOCKS, packPanels, simdGemm } from "./simd-gemm.js";
+import { nativeKernels } from "./native.js";
+import { GEMM_BLOCKS, packPanels, simdGemm, type GemmFn } from "./simd-gemm.js";
 import type { WasmMemory } from "./wasm-heap.js";
 
 /** Shapes of one BatchMatMul, from its operands. */
@@ -33,6 +35,12 @@ export function isIdentity(idx: Int32Array): boolean {
   return true;
 }
 
+/**
+ * Blocks of at least this many multiply-adds go to the native kernel (native.ts) when it
+ * serves: below, the Node-API call (~0.3 µs) costs more than its wider vectors save.
+ */
+const NATIVE_MIN_MACS = 32768;
+
 /** Scratch bytes runGemm needs for B's panels. */
 export function scratchBytes(d: MatMulDims): number {
   return Math.ceil(Math.min(d.N, GEMM_BLOCKS.NC) / 8) * 8 * Math.min(d.K, GEMM_BLOCKS.KC) * 4;
@@ -59,6 +67,8 @@ export function runGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims, a
     gemmBatch(aAddr, bAddr, cAddr, batch, M, N, K, rsA, csA, rsB * 4, csB * 4, M * K * 4, K * N * 4, M * N * 4, scratch);
     return;
   }
+  const nativeGemm = nativeKernels()?.gemm;
+  const wide: GemmFn | undefined = nativeGemm && ((...args) => nativeGemm(heap, ...args));
   let packed = -1; // which block the scratch holds (a broadcast B is packed once)
   for (let p = 0; p < batch; p++) {
     const aBase = aAddr + (aIdx[p] as number) * aRowsStored * K * 4;
@@ -73,8 +83,9 @@ export function runGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims, a
           packPanels(heap, bBase, rsB, csB, pc, kc, jc, nc, scratch >>> 2);
           packed = key;
         }
+        const kernel = wide && Math.min(MC, M) * nc * kc >= NATIVE_MIN_MACS ? wide : gemm;
         for (let ic = 0; ic < M; ic += MC) {
-          gemm(aBase + ic * rsA + pc * csA, scratch, cBase + (ic * N + jc) * 4, Math.min(MC, M - ic), nc, kc, rsA, csA, N * 4, pc > 0 ? 1 : 0);
+          kernel(aBase + ic * rsA + pc * csA, scratch, cBase + (ic * N + jc) * 4, Math.min(MC, M - ic), nc, kc, rsA, csA, N * 4, pc > 0 ? 1 : 0);
         }
       }
     }

@@ -1,0 +1,74 @@
+/**
+ * Our optional native kernels: native/oml-native.c, an AVX2 + FMA GEMM loop built into
+ * dist/native/oml-native.node by scripts/build-native.mjs where a C compiler is found. They
+ * run on the same WebAssembly heaps as our wasm kernels (tfjs-wasm's, the GEMM pool's shared
+ * one, the cpu backend's private one) and compute the same bits as simd-gemm.ts's FMA kernel,
+ * so they are used whenever they load, and the rest of the code never knows.
+ *
+ * Used when all hold: OML_NATIVE is not "0"; the addon was built and loads; the CPU has AVX2
+ * and FMA; our wasm GEMM uses FMA too (fmaAvailable: else the two would round differently,
+ * and a product would depend on which one ran it).
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { corePackageRoot } from "../util/package-root.js";
+import { fmaAvailable } from "./simd-gemm.js";
+
+/**
+ * gemm(heap, a, panels, c, M, N, K, rsA, csA, ldc, accumulate): simd-gemm.ts's `gemm` with the
+ * heap as a Float32Array over the memory (addresses in bytes from its start). Throws a
+ * RangeError for operands outside the heap.
+ */
+export type NativeGemmFn = (heap: Float32Array, a: number, panels: number, c: number, M: number, N: number, K: number, rsA: number, csA: number, ldc: number, accumulate: number) => void;
+
+interface Addon {
+  gemm: NativeGemmFn;
+  available(): boolean;
+}
+
+export interface NativeKernels {
+  gemm: NativeGemmFn;
+}
+
+/** Where the build puts the addon. */
+export function nativeAddonPath(): string {
+  return path.join(corePackageRoot(), "dist", "native", "oml-native.node");
+}
+
+let loaded: { kernels?: NativeKernels; status: string } | undefined;
+
+function load(): { kernels?: NativeKernels; status: string } {
+  if (process.env.OML_NATIVE === "0") {
+    return { status: "off (OML_NATIVE=0)" };
+  }
+  const file = nativeAddonPath();
+  if (!existsSync(file)) {
+    return { status: `not built (no ${path.relative(corePackageRoot(), file)}: \`pnpm build\` makes it where a C compiler is found)` };
+  }
+  let addon: Addon;
+  try {
+    addon = createRequire(import.meta.url)(file) as Addon;
+  } catch (err) {
+    return { status: `failed to load ${file}: ${(err as Error).message.split("\n")[0] ?? ""}` };
+  }
+  if (!addon.available()) {
+    return { status: "unused: this CPU lacks AVX2 or FMA" };
+  }
+  if (!fmaAvailable()) {
+    return { status: "unused: the WebAssembly kernels run without FMA here, and the two must round alike" };
+  }
+  return { kernels: { gemm: addon.gemm }, status: "AVX2 + FMA GEMM" };
+}
+
+/** The native kernels, or undefined when they cannot serve here (nativeStatus says why). */
+export function nativeKernels(): NativeKernels | undefined {
+  loaded ??= load();
+  return loaded.kernels;
+}
+
+/** One line on the native kernels: what serves, or why they do not. */
+export function nativeStatus(): string {
+  loaded ??= load();
+  return loaded.status;
+}
