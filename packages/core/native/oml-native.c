@@ -23,8 +23,10 @@
  * Micro-kernel: 6 rows × 16 columns (two panels) in 12 ymm accumulators; per k two panel
  * loads, six broadcasts of A and twelve FMAs; 6 × 8 and fewer rows at the edges.
  */
+#include <math.h>
 #include <node_api.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -107,6 +109,135 @@ static TARGET void gemm(char *heap, uint32_t a, uint32_t panels, uint32_t c, int
   if (j < N) rows1(heap + a, p + (size_t)j * K, pstride, heap + c + 4 * (size_t)j, M, K, rsA, csA, ldc, N - j, accumulate);
 }
 
+/*
+ * attend8: simd-attend.ts's fused attention for head size 8 with its transposed-K scores (the
+ * "Kt" path: nrep·T > 8 query rows per kv head), same bits. For every batch row b and kv
+ * head g, over the R = nrep·T query rows of the group (head g·nrep + r/T, t = r mod T):
+ *   z[s] = (Σ_d q[d]·k_s[d])·scale + bias[t][s]  (the sum one FMA at a time in d order, then a
+ *          multiply and an add, each rounded, as the wasm kernel and tf.mul / tf.add do)
+ *   e[s] = exp(z[s] − max z) with the same rr2-p5 code (cutoff, masked lanes 0)
+ *   Σ e in four lanes over the blocks of 4 keys in order, the S mod 4 last keys as one
+ *     overlapping block of keys S−4 … S−1 whose new lanes count, then (l0 + l2) + (l1 + l3)
+ *   y = ((Σ_u acc_u) · (1/Σ e)) with key LO + 4m + u into acc_u (u < 4), the keys past the
+ *     last whole step into acc_0, over LO … HI: the blocks of 4 keys with any e > 0
+ * Eight keys per ymm instead of four per v128 changes no element's order of operations.
+ */
+#define EXP_LOG2E 1.44269502f
+#define EXP_MAGIC 12583039.0f
+#define EXP_LN2_HI -0.693145751953125f
+#define EXP_LN2_LO -1.428606765330187e-6f
+#define EXP_CUTOFF -87.33654022216797f
+
+/* exp(d) for d ≤ 0 in the lanes of `mask` (d ≥ cutoff), 0 in the others: simd-softmax.ts's expCode with FMA. */
+INLINE TARGET __m256 exp8(__m256 d, __m256 mask) {
+  d = _mm256_and_ps(d, mask);
+  __m256 n = _mm256_add_ps(_mm256_mul_ps(d, _mm256_set1_ps(EXP_LOG2E)), _mm256_set1_ps(EXP_MAGIC));
+  __m256 s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(n), 23));
+  n = _mm256_sub_ps(n, _mm256_set1_ps(EXP_MAGIC));
+  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(EXP_LN2_LO), _mm256_fmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), d));
+  __m256 p = _mm256_set1_ps(0.008289290592074394f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.04189782217144966f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.16667652130126953f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.4999915063381195f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.9999997019767761f));
+  return _mm256_and_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, s), s), mask);
+}
+
+/* One group: R query rows at q (8 floats each), its S keys and values at k, v, bias rows at
+ * bias (t·S), y rows at out (row t at out + t·ostride floats, head block h·8). kt: 8·⌈S/8⌉·8
+ * floats, z: ⌈S/8⌉·8 floats of scratch. */
+static TARGET void attendGroup8(const float *q, const float *k, const float *v, const float *bias, float *out, float *kt, float *z, int R, int T, int S, int ostride, float scale) {
+  const int blocks = (S + 7) / 8;
+  /* Kt: block j holds keys 8j … 8j+7 as 8 rows of d (zeros past S) */
+  for (int j = 0; j < blocks; j++) {
+    float *dst = kt + 64 * j;
+    for (int l = 0; l < 8; l++) {
+      int s = 8 * j + l;
+      for (int d = 0; d < 8; d++) dst[8 * d + l] = s < S ? k[8 * s + d] : 0.0f;
+    }
+  }
+  const __m256 vscale = _mm256_set1_ps(scale);
+  const __m256 cutoff = _mm256_set1_ps(EXP_CUTOFF);
+  const int tailLanes = S - 8 * (blocks - 1); /* real keys in the last block, 1 … 8 */
+  const __m256i tailMask = lanesBelow(tailLanes);
+  for (int r = 0; r < R; r++) {
+    const int t = r % T, h = r / T;
+    const float *qr = q + 8 * r;
+    const float *br = bias + (size_t)t * S;
+    __m256 qs[8];
+    for (int d = 0; d < 8; d++) qs[d] = _mm256_broadcast_ss(qr + d);
+    /* scores and their max */
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    for (int j = 0; j < blocks; j++) {
+      const float *kb = kt + 64 * j;
+      __m256 acc = _mm256_setzero_ps();
+      for (int d = 0; d < 8; d++) acc = _mm256_fmadd_ps(qs[d], _mm256_loadu_ps(kb + 8 * d), acc);
+      if (j < blocks - 1) {
+        __m256 zz = _mm256_add_ps(_mm256_mul_ps(acc, vscale), _mm256_loadu_ps(br + 8 * j));
+        _mm256_storeu_ps(z + 8 * j, zz);
+        vmax = _mm256_max_ps(vmax, zz);
+      } else {
+        __m256 zz = _mm256_add_ps(_mm256_mul_ps(acc, vscale), _mm256_maskload_ps(br + 8 * j, tailMask));
+        zz = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), zz, _mm256_castsi256_ps(tailMask));
+        _mm256_storeu_ps(z + 8 * j, zz);
+        vmax = _mm256_max_ps(vmax, zz);
+      }
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_shuffle_ps(m4, m4, _MM_SHUFFLE(1, 0, 3, 2)));
+    m4 = _mm_max_ps(m4, _mm_shuffle_ps(m4, m4, _MM_SHUFFLE(2, 3, 0, 1)));
+    const __m256 mx = _mm256_broadcastss_ps(m4);
+    /* e = exp(z − max) in place; which keys have e > 0 (bit s of `above`, by 8) */
+    uint32_t above[64]; /* S ≤ 2048 */
+    for (int j = 0; j < blocks; j++) {
+      __m256 dd = _mm256_sub_ps(_mm256_loadu_ps(z + 8 * j), mx);
+      __m256 mask = _mm256_cmp_ps(dd, cutoff, _CMP_GE_OQ);
+      int bits = _mm256_movemask_ps(mask);
+      if (j == blocks - 1) bits &= (1 << tailLanes) - 1;
+      if ((j & 3) == 0) above[j >> 2] = 0;
+      above[j >> 2] |= (uint32_t)bits << (8 * (j & 3));
+      _mm256_storeu_ps(z + 8 * j, bits ? exp8(dd, mask) : _mm256_setzero_ps());
+    }
+    /* Σ e and LO … HI as the wasm kernel's blocks of 4 (and overlapping tail) have them */
+    const int full = S / 4;
+    __m128 sum = _mm_setzero_ps();
+    int lo = S, hi = 0;
+    for (int j = 0; j < full; j++) {
+      sum = _mm_add_ps(sum, _mm_loadu_ps(z + 4 * j));
+      if ((above[j >> 3] >> (4 * (j & 7))) & 15) {
+        lo = lo < 4 * j ? lo : 4 * j;
+        hi = 4 * j + 4;
+      }
+    }
+    if (S % 4) {
+      const int first = S - 4, fresh = S % 4; /* keys S−4 … S−1; the last `fresh` are new */
+      const __m128i lanes = _mm_cmpgt_epi32(_mm_set1_epi32(4 - fresh), _mm_setr_epi32(0, 1, 2, 3));
+      sum = _mm_add_ps(sum, _mm_andnot_ps(_mm_castsi128_ps(lanes), _mm_loadu_ps(z + first)));
+      int any = 0;
+      for (int s = first; s < S; s++) any |= (above[s >> 5] >> (s & 31)) & 1;
+      if (any) {
+        lo = lo < 4 * full ? lo : 4 * full;
+        hi = S;
+      }
+    }
+    __m128 s2 = _mm_add_ps(sum, _mm_shuffle_ps(sum, sum, _MM_SHUFFLE(1, 0, 3, 2)));
+    s2 = _mm_add_ps(s2, _mm_shuffle_ps(s2, s2, _MM_SHUFFLE(2, 3, 0, 1)));
+    const __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_broadcastss_ps(s2));
+    /* y = Σ e·v over LO … HI, four keys a step into four sums */
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int s = lo;
+    for (; s + 3 < hi; s += 4) {
+      a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(z + s), _mm256_loadu_ps(v + 8 * s), a0);
+      a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(z + s + 1), _mm256_loadu_ps(v + 8 * (s + 1)), a1);
+      a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(z + s + 2), _mm256_loadu_ps(v + 8 * (s + 2)), a2);
+      a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(z + s + 3), _mm256_loadu_ps(v + 8 * (s + 3)), a3);
+    }
+    for (; s < hi; s++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(z + s), _mm256_loadu_ps(v + 8 * s), a0);
+    __m256 y = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), a2), a3), inv);
+    _mm256_storeu_ps(out + (size_t)t * ostride + 8 * h, y);
+  }
+}
+
 static int cpuHasAvx2Fma(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -115,6 +246,18 @@ static int cpuHasAvx2Fma(void) {
 #define OML_X64 0
 #endif
 
+/* Byte length of a Float32Array argument and its data, or a thrown TypeError (returns 0). */
+static int heapArg(napi_env env, napi_value value, void **data, uint64_t *bytes) {
+  napi_typedarray_type type;
+  size_t length;
+  if (napi_get_typedarray_info(env, value, &type, &length, data, NULL, NULL) != napi_ok || type != napi_float32_array) {
+    napi_throw_type_error(env, NULL, "heap must be a Float32Array");
+    return 0;
+  }
+  *bytes = (uint64_t)length * 4;
+  return 1;
+}
+
 static napi_value Gemm(napi_env env, napi_callback_info info) {
   size_t argc = 11;
   napi_value argv[11];
@@ -122,13 +265,9 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "gemm(heap, a, panels, c, M, N, K, rsA, csA, ldc, accumulate): 11 arguments");
     return NULL;
   }
-  napi_typedarray_type type;
-  size_t length;
   void *data;
-  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float32_array) {
-    napi_throw_type_error(env, NULL, "gemm: heap must be a Float32Array");
-    return NULL;
-  }
+  uint64_t bytes;
+  if (!heapArg(env, argv[0], &data, &bytes)) return NULL;
   uint32_t u[10];
   for (int i = 0; i < 10; i++) {
     if (napi_get_value_uint32(env, argv[i + 1], &u[i]) != napi_ok) {
@@ -140,7 +279,6 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   if (M == 0 || N == 0 || K == 0) return NULL;
   /* Every byte read or written inside the heap (the caller's tensors may not be; a wrong
    * address must throw, not write past the memory). */
-  uint64_t bytes = (uint64_t)length * 4;
   uint64_t aEnd = a + (M - 1) * rsA + (K - 1) * csA + 4;
   uint64_t pEnd = panels + (N + 7) / 8 * 8 * K * 4;
   uint64_t cEnd = c + (M - 1) * ldc + N * 4;
@@ -152,6 +290,64 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   gemm((char *)data, (uint32_t)a, (uint32_t)panels, (uint32_t)c, (int)M, (int)N, (int)K, (int)rsA, (int)csA, (int)ldc, u[9] != 0);
 #else
   napi_throw_error(env, NULL, "gemm: built without the x86-64 kernel");
+#endif
+  return NULL;
+}
+
+/* attend8(heap, q, k, v, bias, out, B, nh, nkv, T, S, Bb, scale): simd-attend.ts's wasmAttend
+ * for hs = 8 on its Kt path (nh/nkv·T > 8), every (b, g) group in one call; addresses in bytes. */
+static napi_value Attend8(napi_env env, napi_callback_info info) {
+  size_t argc = 13;
+  napi_value argv[13];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 13) {
+    napi_throw_type_error(env, NULL, "attend8(heap, q, k, v, bias, out, B, nh, nkv, T, S, Bb, scale): 13 arguments");
+    return NULL;
+  }
+  void *data;
+  uint64_t bytes;
+  if (!heapArg(env, argv[0], &data, &bytes)) return NULL;
+  uint32_t u[11];
+  for (int i = 0; i < 11; i++) {
+    if (napi_get_value_uint32(env, argv[i + 1], &u[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, "attend8: addresses and sizes must be numbers");
+      return NULL;
+    }
+  }
+  double scale;
+  if (napi_get_value_double(env, argv[12], &scale) != napi_ok) {
+    napi_throw_type_error(env, NULL, "attend8: scale must be a number");
+    return NULL;
+  }
+  uint64_t q = u[0], k = u[1], v = u[2], bias = u[3], out = u[4], B = u[5], nh = u[6], nkv = u[7], T = u[8], S = u[9], Bb = u[10];
+  if (B == 0 || T == 0) return NULL;
+  if (nkv == 0 || nh % nkv != 0 || S < 4 || S < T || S > 2048 || (Bb != 1 && Bb != B) || ((q | k | v | bias | out) & 3)) {
+    napi_throw_range_error(env, NULL, "attend8: nh must be a multiple of nkv > 0, 4 ≤ S ≤ 2048, S ≥ T, Bb 1 or B, addresses 4-aligned");
+    return NULL;
+  }
+  if (q + B * nh * T * 32 > bytes || k + B * nkv * S * 32 > bytes || v + B * nkv * S * 32 > bytes || bias + Bb * T * S * 4 > bytes || out + B * T * nh * 32 > bytes) {
+    napi_throw_range_error(env, NULL, "attend8: operands outside the heap");
+    return NULL;
+  }
+#if OML_X64
+  const int blocks = (int)(S + 7) / 8;
+  float *scratch = malloc(sizeof(float) * 72 * blocks);
+  if (!scratch) {
+    napi_throw_error(env, NULL, "attend8: out of memory");
+    return NULL;
+  }
+  char *heap = data;
+  const int nrep = (int)(nh / nkv);
+  for (uint64_t b = 0; b < B; b++) {
+    const float *biasRow = (const float *)(heap + bias) + (Bb == 1 ? 0 : b * T * S);
+    for (uint64_t g = 0; g < nkv; g++) {
+      const uint64_t kv = (b * nkv + g) * S * 8;
+      attendGroup8((const float *)(heap + q) + (b * nh + g * nrep) * T * 8, (const float *)(heap + k) + kv, (const float *)(heap + v) + kv, biasRow,
+                   (float *)(heap + out) + (b * T * nh + g * nrep) * 8, scratch, scratch + 64 * blocks, nrep * (int)T, (int)T, (int)S, (int)nh * 8, (float)scale);
+    }
+  }
+  free(scratch);
+#else
+  napi_throw_error(env, NULL, "attend8: built without the x86-64 kernel");
 #endif
   return NULL;
 }
@@ -172,6 +368,8 @@ NAPI_MODULE_INIT() {
   napi_value f;
   napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, Gemm, NULL, &f);
   napi_set_named_property(env, exports, "gemm", f);
+  napi_create_function(env, "attend8", NAPI_AUTO_LENGTH, Attend8, NULL, &f);
+  napi_set_named_property(env, exports, "attend8", f);
   napi_create_function(env, "available", NAPI_AUTO_LENGTH, Available, NULL, &f);
   napi_set_named_property(env, exports, "available", f);
   return exports;

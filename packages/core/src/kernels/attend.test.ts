@@ -3,6 +3,9 @@ import { describe, expect, test } from "vitest";
 import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { attentionBias, MASKED } from "../model/attention.js";
 import { ATTEND, attend, attendChain, attendKernel, kernelPays } from "./attend.js";
+import { nativeKernels } from "./native.js";
+import { wasmAttend } from "./simd-attend.js";
+import type { WasmBackendLike } from "./wasm-heap.js";
 
 /** Bias kinds: causal (1, 1, T, S); per batch row with 0–2 left-padded keys; that plus a fully masked query row. */
 type BiasKind = "causal" | "padded" | "masked row";
@@ -124,6 +127,27 @@ describe("attend on wasm", () => {
       return [tf.slice(y, [2, 0, 0], [1, -1, -1]).dataSync() as Float32Array, yAlone.dataSync() as Float32Array];
     });
     expect(maxRelError(padded, alone)).toBeLessThanOrEqual(1e-6);
+  });
+
+  test.skipIf(!nativeKernels())("the native attend8 (AVX2) gives the wasm kernel's bits: hs 8, more than 8 query rows per kv head", () => {
+    const cases = [
+      ...grid().filter((c) => c.hs === 8 && (c.nh / c.nkv) * c.T > 8),
+      { B: 4, nh: 8, nkv: 4, T: 16, S: 53, hs: 8, bias: "padded" },
+      { B: 2, nh: 8, nkv: 4, T: 17, S: 300, hs: 8, bias: "masked row" },
+      { B: 3, nh: 8, nkv: 2, T: 5, S: 9, hs: 8, bias: "causal" },
+    ] as Case[];
+    const b = tf.backend() as unknown as WasmBackendLike;
+    for (const [n, c] of cases.entries()) {
+      const [native, wasm] = tf.tidy(() => {
+        const x = inputs(c, 40 + n);
+        const run = (useNative: boolean): Float32Array => {
+          const y = tf.engine().makeTensorFromTensorInfo(wasmAttend(b, x.q, x.k, x.v, x.bias, 0.35, useNative));
+          return y.dataSync() as Float32Array;
+        };
+        return [run(true), run(false)];
+      });
+      expect(new Uint32Array(native.buffer), name(c)).toEqual(new Uint32Array(wasm.buffer));
+    }
   });
 
   test("a large head with many query rows per kv head takes the chain (faster there): equal bit for bit", () => {

@@ -1,8 +1,8 @@
 /**
- * Our optional native kernels: native/oml-native.c, an AVX2 + FMA GEMM loop built into
+ * Our optional native kernels: native/oml-native.c, AVX2 + FMA GEMM and attention loops built into
  * dist/native/oml-native.node by scripts/build-native.mjs where a C compiler is found. They
  * run on the same WebAssembly heaps as our wasm kernels (tfjs-wasm's, the GEMM pool's shared
- * one, the cpu backend's private one) and compute the same bits as simd-gemm.ts's FMA kernel,
+ * one, the cpu backend's private one) and compute the same bits as our wasm kernels with FMA,
  * so they are used whenever they load, and the rest of the code never knows.
  *
  * Used when all hold: OML_NATIVE is not "0"; the addon was built and loads; the CPU has AVX2
@@ -22,13 +22,22 @@ import { fmaAvailable } from "./simd-gemm.js";
  */
 export type NativeGemmFn = (heap: Float32Array, a: number, panels: number, c: number, M: number, N: number, K: number, rsA: number, csA: number, ldc: number, accumulate: number) => void;
 
+/**
+ * attend8(heap, q, k, v, bias, out, B, nh, nkv, T, S, Bb, scale): simd-attend.ts's wasmAttend
+ * for head size 8 on its transposed-K path (nh/nkv·T > 8 query rows per kv head), S ≤ 2048,
+ * every batch row and kv head in one call; the same bits.
+ */
+export type NativeAttend8Fn = (heap: Float32Array, q: number, k: number, v: number, bias: number, out: number, B: number, nh: number, nkv: number, T: number, S: number, Bb: number, scale: number) => void;
+
 interface Addon {
   gemm: NativeGemmFn;
+  attend8: NativeAttend8Fn;
   available(): boolean;
 }
 
 export interface NativeKernels {
   gemm: NativeGemmFn;
+  attend8: NativeAttend8Fn;
 }
 
 /** Where the build puts the addon. */
@@ -58,7 +67,7 @@ function load(): { kernels?: NativeKernels; status: string } {
   if (!fmaAvailable()) {
     return { status: "unused: the WebAssembly kernels run without FMA here, and the two must round alike" };
   }
-  return { kernels: { gemm: addon.gemm }, status: "AVX2 + FMA GEMM" };
+  return { kernels: { gemm: addon.gemm, attend8: addon.attend8 }, status: "AVX2 + FMA GEMM and attention" };
 }
 
 /** The native kernels, or undefined when they cannot serve here (nativeStatus says why). */

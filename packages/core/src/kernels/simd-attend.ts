@@ -57,7 +57,11 @@ import type { TensorInfo } from "@tensorflow/tfjs-core";
 import { fmaAvailable } from "./simd-gemm.js";
 import { aboveCutoffCode, expCode, expConstantsCode, type ExpLocals } from "./simd-softmax.js";
 import { op, simdOp, wasmModule, WasmType, type Code } from "./wasm-encoder.js";
-import { heapAddress, heapMalloc, perMemory, type WasmBackendLike, type WasmMemory } from "./wasm-heap.js";
+import { nativeKernels } from "./native.js";
+import { heapAddress, heapF32, heapMalloc, perMemory, type WasmBackendLike, type WasmMemory } from "./wasm-heap.js";
+
+/** The native attend8 (native.ts: AVX2, the same bits) takes rows of at most this many keys. */
+const NATIVE_MAX_KEYS = 2048;
 
 const simd = simdOp;
 const v = {
@@ -286,14 +290,21 @@ function groupFn(memory: WasmMemory, hs: number, direct: boolean): GroupFn {
  * @param k (B, nkv, S, hs)
  * @param v (B, nkv, S, hs)
  * @param bias (B or 1, 1, T, S)
+ * @param useNative false: the wasm module even where the native attend8 (native.ts) would
+ *   serve, the same bits (tests)
  */
-export function wasmAttend(b: WasmBackendLike, q: TensorInfo, k: TensorInfo, v: TensorInfo, bias: TensorInfo, scale: number): TensorInfo {
+export function wasmAttend(b: WasmBackendLike, q: TensorInfo, k: TensorInfo, v: TensorInfo, bias: TensorInfo, scale: number, useNative = true): TensorInfo {
   const [B, nh, T, hs] = q.shape as [number, number, number, number];
   const [, nkv, S] = k.shape as [number, number, number, number];
   const Bb = bias.shape[0] as number;
   const nrep = nh / nkv;
   const out = b.makeOutput([B, T, nh * hs], "float32"); // first: addresses are read after the last allocation
   if (B * T * nh * hs === 0) {
+    return out;
+  }
+  const native = useNative ? nativeKernels()?.attend8 : undefined;
+  if (native && hs === 8 && !isDirect(hs, nrep * T) && S <= NATIVE_MAX_KEYS) {
+    native(heapF32(b), heapAddress(b, q), heapAddress(b, k), heapAddress(b, v), heapAddress(b, bias), heapAddress(b, out), B, nh, nkv, T, S, Bb, scale);
     return out;
   }
   const blocks = Math.ceil(S / 4);
