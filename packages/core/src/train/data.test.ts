@@ -33,13 +33,18 @@ for (const [name, dir] of Object.entries(TOKENIZERS)) {
       const { loadWordList } = await import("../data/data-files.js");
       const { randomWordFingerprints } = await import("../strategies/random-word.js");
       const words = await loadWordList();
-      const fps = [...FPS, ...randomWordFingerprints({ words, numFingerprints: 200, keyLength: 16, responseLength: 2, rng: createRng(4) })];
+      // two-word responses (windows from the whole encoding) and 12-word ones (≥ 11 tokens: the first window from encodeFirst)
+      const fps = [
+        ...FPS,
+        ...randomWordFingerprints({ words, numFingerprints: 200, keyLength: 16, responseLength: 2, rng: createRng(4) }),
+        ...randomWordFingerprints({ words, numFingerprints: 200, keyLength: 16, responseLength: 12, rng: createRng(5) }),
+      ];
       const opts = { numFingerprints: fps.length, maxKeyLength: 16, maxResponseLength: 1, strategy: "random_word" } as const;
       const plain = Object.create(tok, { encodeFirst: { value: undefined } }) as Tokenizer;
       const before = tok.encodeFirstStats;
       expect(buildFingerprintExamples(fps, tok, opts)).toEqual(buildFingerprintExamples(fps, plain, opts));
       const after = tok.encodeFirstStats;
-      expect(after.prefix + after.full - before.prefix - before.full).toBe(fps.length);
+      expect(after.prefix + after.full - before.prefix - before.full).toBe(2 * fps.length); // each key, each response's first window
     });
 
     test("keys are cut to max_key_length tokens and the key string is their decode", () => {

@@ -81,13 +81,42 @@ function isExact(strategy: FingerprintStrategy): boolean {
   return strategy === "perinucleus" || strategy === "inverse_nucleus";
 }
 
+/** Windows already decoded and re-encoded (by their id, or ids joined): the window, or null when unstable. */
+export type WindowMemo = Map<number | string, { text: string; ids: number[] } | null>;
+
 /**
  * A window of `len` tokens of the response that survives decode → encode unchanged and is
  * not in `seen` (if every stable window is, the first stable one), starting at token 10 (or
- * as late as fits) and sliding right, then left.
+ * as late as fits) and sliding right, then left. `memo` keeps each window's decode →
+ * encode for the next calls: with a small vocabulary most one-token windows are soon taken,
+ * and every response then tries all its windows (1024 random-word fingerprints on
+ * stories260K: 0.36 s without it).
  */
-export function responseWindow(tok: TokenizerLike, response: string, len: number, seen: ReadonlySet<string>): { text: string; ids: number[] } | undefined {
-  const ids = tok.encode(response.replace(PUNCTUATION, ""), { addSpecialTokens: false });
+export function responseWindow(tok: TokenizerLike, response: string, len: number, seen: ReadonlySet<string>, memo: WindowMemo = new Map()): { text: string; ids: number[] } | undefined {
+  const stripped = response.replace(PUNCTUATION, "");
+  const stable = (window: number[]): { text: string; ids: number[] } | undefined => {
+    const id = window.length === 1 ? (window[0] as number) : window.join();
+    let win = memo.get(id);
+    if (win === undefined) {
+      const text = tok.decode(window);
+      const again = tok.encode(text, { addSpecialTokens: false });
+      win = again.length === len ? { text, ids: again } : null;
+      memo.set(id, win);
+    }
+    return win ?? undefined;
+  };
+  // The usual case first: at least 10 + len tokens, so the first window tried is tokens
+  // 10 … 10 + len, and when it is stable and new, no later token matters. encodeFirst gives
+  // those tokens without encoding the whole response (a 32-word random-word response is
+  // ~250 tokens on a 512-token vocabulary: 0.35 ms each), exactly as encode would.
+  if (tok.encodeFirst) {
+    const head = tok.encodeFirst(stripped, 10 + len);
+    const first = head.length === 10 + len ? stable(head.slice(10)) : undefined;
+    if (first && !seen.has(first.text)) {
+      return first;
+    }
+  }
+  const ids = tok.encode(stripped, { addSpecialTokens: false });
   if (ids.length < len) {
     return undefined;
   }
@@ -101,13 +130,12 @@ export function responseWindow(tok: TokenizerLike, response: string, len: number
   }
   let fallback: { text: string; ids: number[] } | undefined;
   for (const s of order) {
-    const text = tok.decode(ids.slice(s, s + len));
-    const again = tok.encode(text, { addSpecialTokens: false });
-    if (again.length === len) {
-      if (!seen.has(text)) {
-        return { text, ids: again };
+    const win = stable(ids.slice(s, s + len));
+    if (win) {
+      if (!seen.has(win.text)) {
+        return win;
       }
-      fallback ??= { text, ids: again };
+      fallback ??= win;
     }
   }
   // Every stable window is taken (small vocabularies): a repeated response is still a valid
@@ -130,6 +158,7 @@ export function buildFingerprintExamples(fps: readonly Fingerprint[], tok: Token
     throw new InputError("english_random_response needs the word list and a seed");
   }
   const seen = new Set<string>();
+  const memo: WindowMemo = new Map();
   const out: FingerprintExample[] = [];
   for (let i = start; i < start + o.numFingerprints; i++) {
     const fp = fps[i] as Fingerprint;
@@ -157,7 +186,7 @@ export function buildFingerprintExamples(fps: readonly Fingerprint[], tok: Token
         }
       } else {
         const source = o.strategy === "english_random_response" ? (o.words?.[(o.rng as Rng).int((o.words as string[]).length)] as string) : raw;
-        const win = responseWindow(tok, source, o.maxResponseLength, seen);
+        const win = responseWindow(tok, source, o.maxResponseLength, seen, memo);
         if (!win) {
           throw new InputError(`${file}: [${i}].response has no window of ${o.maxResponseLength} tokens that re-encodes to itself`, {
             hint: "use longer responses or a smaller --max-response-length",
