@@ -27,6 +27,7 @@
 #include <node_api.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -110,8 +111,8 @@ static TARGET void gemm(char *heap, uint32_t a, uint32_t panels, uint32_t c, int
 }
 
 /*
- * attend8: simd-attend.ts's fused attention for head size 8 with its transposed-K scores (the
- * "Kt" path: nrep·T > 8 query rows per kv head), same bits. For every batch row b and kv
+ * attend8: simd-attend.ts's fused attention for head size 8, same bits, on both of its paths
+ * (transposed-K scores for nrep·T > 8 query rows per kv head, per-key "direct" ones below). For every batch row b and kv
  * head g, over the R = nrep·T query rows of the group (head g·nrep + r/T, t = r mod T):
  *   z[s] = (Σ_d q[d]·k_s[d])·scale + bias[t][s]  (the sum one FMA at a time in d order, then a
  *          multiply and an add, each rounded, as the wasm kernel and tf.mul / tf.add do)
@@ -143,18 +144,31 @@ INLINE TARGET __m256 exp8(__m256 d, __m256 mask) {
   return _mm256_and_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, s), s), mask);
 }
 
-/* One group: R query rows at q (8 floats each), its S keys and values at k, v, bias rows at
- * bias (t·S), y rows at out (row t at out + t·ostride floats, head block h·8). kt: 8·⌈S/8⌉·8
- * floats, z: ⌈S/8⌉·8 floats of scratch. */
-static TARGET void attendGroup8(const float *q, const float *k, const float *v, const float *bias, float *out, float *kt, float *z, int R, int T, int S, int ostride, float scale) {
+/* One group: R query rows at q (8 floats each); its S keys and values: the first P at kp, vp
+ * (a shared prompt prefix, kept once for many rows), the rest at k, v; bias rows at bias
+ * (t·S); y rows at out (row t at out + t·ostride floats, head block h·8). Scratch: kt
+ * 64·⌈S/8⌉ floats, z 8·⌈S/8⌉, vc 8·S (the values in one block when P > 0). `direct`: the
+ * wasm kernel's scores for few rows (R ≤ 8), per key in 4 lanes: p = q[4…8)·k[4…8) + q[0…4)·k[0…4)
+ * (FMAs), then (p0 + p2) + (p1 + p3); else (R > 8) its transposed-K scores. */
+static TARGET void attendGroup8(const float *q, const float *kp, const float *vp, int P, const float *k, const float *v, const float *bias, float *out, float *kt, float *z,
+                                float *vc, int R, int T, int S, int ostride, float scale, int direct) {
   const int blocks = (S + 7) / 8;
-  /* Kt: block j holds keys 8j … 8j+7 as 8 rows of d (zeros past S) */
-  for (int j = 0; j < blocks; j++) {
-    float *dst = kt + 64 * j;
-    for (int l = 0; l < 8; l++) {
-      int s = 8 * j + l;
-      for (int d = 0; d < 8; d++) dst[8 * d + l] = s < S ? k[8 * s + d] : 0.0f;
+#define KEY(s) ((s) < P ? kp + 8 * (size_t)(s) : k + 8 * (size_t)((s) - P))
+  if (!direct) {
+    /* Kt: block j holds keys 8j … 8j+7 as 8 rows of d (zeros past S) */
+    for (int j = 0; j < blocks; j++) {
+      float *dst = kt + 64 * j;
+      for (int l = 0; l < 8; l++) {
+        int s = 8 * j + l;
+        const float *key = s < S ? KEY(s) : NULL;
+        for (int d = 0; d < 8; d++) dst[8 * d + l] = key ? key[d] : 0.0f;
+      }
     }
+  }
+  if (P > 0) {
+    memcpy(vc, vp, sizeof(float) * 8 * (size_t)P);
+    memcpy(vc + 8 * (size_t)P, v, sizeof(float) * 8 * (size_t)(S - P));
+    v = vc;
   }
   const __m256 vscale = _mm256_set1_ps(scale);
   const __m256 cutoff = _mm256_set1_ps(EXP_CUTOFF);
@@ -164,21 +178,34 @@ static TARGET void attendGroup8(const float *q, const float *k, const float *v, 
     const int t = r % T, h = r / T;
     const float *qr = q + 8 * r;
     const float *br = bias + (size_t)t * S;
-    __m256 qs[8];
-    for (int d = 0; d < 8; d++) qs[d] = _mm256_broadcast_ss(qr + d);
-    /* scores and their max */
+    /* scores z and their max */
     __m256 vmax = _mm256_set1_ps(-INFINITY);
-    for (int j = 0; j < blocks; j++) {
-      const float *kb = kt + 64 * j;
-      __m256 acc = _mm256_setzero_ps();
-      for (int d = 0; d < 8; d++) acc = _mm256_fmadd_ps(qs[d], _mm256_loadu_ps(kb + 8 * d), acc);
-      if (j < blocks - 1) {
-        __m256 zz = _mm256_add_ps(_mm256_mul_ps(acc, vscale), _mm256_loadu_ps(br + 8 * j));
-        _mm256_storeu_ps(z + 8 * j, zz);
-        vmax = _mm256_max_ps(vmax, zz);
-      } else {
-        __m256 zz = _mm256_add_ps(_mm256_mul_ps(acc, vscale), _mm256_maskload_ps(br + 8 * j, tailMask));
-        zz = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), zz, _mm256_castsi256_ps(tailMask));
+    if (direct) {
+      const __m128 qlo = _mm_loadu_ps(qr), qhi = _mm_loadu_ps(qr + 4);
+      for (int s = 0; s < S; s++) {
+        const float *key = KEY(s);
+        __m128 p4 = _mm_fmadd_ps(qhi, _mm_loadu_ps(key + 4), _mm_fmadd_ps(qlo, _mm_loadu_ps(key), _mm_setzero_ps()));
+        __m128 t2 = _mm_add_ps(p4, _mm_shuffle_ps(p4, p4, _MM_SHUFFLE(1, 0, 3, 2))); /* p0 + p2, p1 + p3 */
+        __m128 dot = _mm_add_ss(t2, _mm_shuffle_ps(t2, t2, _MM_SHUFFLE(3, 2, 0, 1)));
+        __m128 zz = _mm_add_ss(_mm_mul_ss(dot, _mm256_castps256_ps128(vscale)), _mm_load_ss(br + s));
+        _mm_store_ss(z + s, zz);
+      }
+      for (int s = S; s < 8 * blocks; s++) z[s] = -INFINITY;
+      for (int j = 0; j < blocks; j++) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(z + 8 * j));
+    } else {
+      __m256 qs[8];
+      for (int d = 0; d < 8; d++) qs[d] = _mm256_broadcast_ss(qr + d);
+      for (int j = 0; j < blocks; j++) {
+        const float *kb = kt + 64 * j;
+        __m256 acc = _mm256_setzero_ps();
+        for (int d = 0; d < 8; d++) acc = _mm256_fmadd_ps(qs[d], _mm256_loadu_ps(kb + 8 * d), acc);
+        __m256 zz;
+        if (j < blocks - 1) {
+          zz = _mm256_add_ps(_mm256_mul_ps(acc, vscale), _mm256_loadu_ps(br + 8 * j));
+        } else {
+          zz = _mm256_add_ps(_mm256_mul_ps(acc, vscale), _mm256_maskload_ps(br + 8 * j, tailMask));
+          zz = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), zz, _mm256_castsi256_ps(tailMask));
+        }
         _mm256_storeu_ps(z + 8 * j, zz);
         vmax = _mm256_max_ps(vmax, zz);
       }
@@ -236,6 +263,7 @@ static TARGET void attendGroup8(const float *q, const float *k, const float *v, 
     __m256 y = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), a2), a3), inv);
     _mm256_storeu_ps(out + (size_t)t * ostride + 8 * h, y);
   }
+#undef KEY
 }
 
 static int cpuHasAvx2Fma(void) {
@@ -294,55 +322,71 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* attend8(heap, q, k, v, bias, out, B, nh, nkv, T, S, Bb, scale): simd-attend.ts's wasmAttend
- * for hs = 8 on its Kt path (nh/nkv·T > 8), every (b, g) group in one call; addresses in bytes. */
+/* attend8(heap, q, k, v, bias, out, B, nh, nkv, T, S, Bb, kShared, vShared, rows, P, G, scale):
+ * simd-attend.ts's wasmAttend for hs = 8, every (b, g) group in one call; addresses in bytes.
+ * q (B, nh, T, 8); k, v (B, nkv, S − P, 8); bias (Bb, 1, T, S); out (B, T, nh·8). With P > 0
+ * the first P keys of batch row b are those of prefix rows[b] (int32 (B) at `rows`, each < G)
+ * of kShared, vShared (G, nkv, P, 8): a shared prompt prefix, never copied per row. */
 static napi_value Attend8(napi_env env, napi_callback_info info) {
-  size_t argc = 13;
-  napi_value argv[13];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 13) {
-    napi_throw_type_error(env, NULL, "attend8(heap, q, k, v, bias, out, B, nh, nkv, T, S, Bb, scale): 13 arguments");
+  size_t argc = 18;
+  napi_value argv[18];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 18) {
+    napi_throw_type_error(env, NULL, "attend8(heap, q, k, v, bias, out, B, nh, nkv, T, S, Bb, kShared, vShared, rows, P, G, scale): 18 arguments");
     return NULL;
   }
   void *data;
   uint64_t bytes;
   if (!heapArg(env, argv[0], &data, &bytes)) return NULL;
-  uint32_t u[11];
-  for (int i = 0; i < 11; i++) {
+  uint32_t u[16];
+  for (int i = 0; i < 16; i++) {
     if (napi_get_value_uint32(env, argv[i + 1], &u[i]) != napi_ok) {
       napi_throw_type_error(env, NULL, "attend8: addresses and sizes must be numbers");
       return NULL;
     }
   }
   double scale;
-  if (napi_get_value_double(env, argv[12], &scale) != napi_ok) {
+  if (napi_get_value_double(env, argv[17], &scale) != napi_ok) {
     napi_throw_type_error(env, NULL, "attend8: scale must be a number");
     return NULL;
   }
   uint64_t q = u[0], k = u[1], v = u[2], bias = u[3], out = u[4], B = u[5], nh = u[6], nkv = u[7], T = u[8], S = u[9], Bb = u[10];
+  uint64_t kSh = u[11], vSh = u[12], rows = u[13], P = u[14], G = u[15];
   if (B == 0 || T == 0) return NULL;
-  if (nkv == 0 || nh % nkv != 0 || S < 4 || S < T || S > 2048 || (Bb != 1 && Bb != B) || ((q | k | v | bias | out) & 3)) {
-    napi_throw_range_error(env, NULL, "attend8: nh must be a multiple of nkv > 0, 4 ≤ S ≤ 2048, S ≥ T, Bb 1 or B, addresses 4-aligned");
+  if (nkv == 0 || nh % nkv != 0 || S < 4 || S < T + P || S > 2048 || (Bb != 1 && Bb != B) || ((q | k | v | bias | out | kSh | vSh | rows) & 3) || (P > 0 && G == 0)) {
+    napi_throw_range_error(env, NULL, "attend8: nh must be a multiple of nkv > 0, 4 ≤ S ≤ 2048, S ≥ T + P, Bb 1 or B, addresses 4-aligned");
     return NULL;
   }
-  if (q + B * nh * T * 32 > bytes || k + B * nkv * S * 32 > bytes || v + B * nkv * S * 32 > bytes || bias + Bb * T * S * 4 > bytes || out + B * T * nh * 32 > bytes) {
+  const uint64_t L = S - P; /* each row's own keys */
+  if (q + B * nh * T * 32 > bytes || k + B * nkv * L * 32 > bytes || v + B * nkv * L * 32 > bytes || bias + Bb * T * S * 4 > bytes || out + B * T * nh * 32 > bytes ||
+      (P > 0 && (kSh + G * nkv * P * 32 > bytes || vSh + G * nkv * P * 32 > bytes || rows + B * 4 > bytes))) {
     napi_throw_range_error(env, NULL, "attend8: operands outside the heap");
     return NULL;
   }
+  char *heap = data;
+  const int32_t *rowOf = (const int32_t *)(heap + rows);
+  for (uint64_t b = 0; P > 0 && b < B; b++) {
+    if (rowOf[b] < 0 || (uint64_t)rowOf[b] >= G) {
+      napi_throw_range_error(env, NULL, "attend8: a prefix row index outside 0 … G−1");
+      return NULL;
+    }
+  }
 #if OML_X64
   const int blocks = (int)(S + 7) / 8;
-  float *scratch = malloc(sizeof(float) * 72 * blocks);
+  float *scratch = malloc(sizeof(float) * (72 * (size_t)blocks + 8 * (size_t)S));
   if (!scratch) {
     napi_throw_error(env, NULL, "attend8: out of memory");
     return NULL;
   }
-  char *heap = data;
   const int nrep = (int)(nh / nkv);
+  const int direct = nrep * (int)T <= 8; /* the wasm kernel's choice (isDirect) */
   for (uint64_t b = 0; b < B; b++) {
     const float *biasRow = (const float *)(heap + bias) + (Bb == 1 ? 0 : b * T * S);
     for (uint64_t g = 0; g < nkv; g++) {
-      const uint64_t kv = (b * nkv + g) * S * 8;
-      attendGroup8((const float *)(heap + q) + (b * nh + g * nrep) * T * 8, (const float *)(heap + k) + kv, (const float *)(heap + v) + kv, biasRow,
-                   (float *)(heap + out) + (b * T * nh + g * nrep) * 8, scratch, scratch + 64 * blocks, nrep * (int)T, (int)T, (int)S, (int)nh * 8, (float)scale);
+      const uint64_t own = (b * nkv + g) * L * 8;
+      const uint64_t shared = P > 0 ? ((uint64_t)rowOf[b] * nkv + g) * P * 8 : 0;
+      attendGroup8((const float *)(heap + q) + (b * nh + g * nrep) * T * 8, (const float *)(heap + kSh) + shared, (const float *)(heap + vSh) + shared, (int)P,
+                   (const float *)(heap + k) + own, (const float *)(heap + v) + own, biasRow, (float *)(heap + out) + (b * T * nh + g * nrep) * 8, scratch,
+                   scratch + 64 * blocks, scratch + 72 * blocks, nrep * (int)T, (int)T, (int)S, (int)nh * 8, (float)scale, direct);
     }
   }
   free(scratch);

@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, test } from "vitest";
 import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { attentionBias, MASKED } from "../model/attention.js";
-import { ATTEND, attend, attendChain, attendKernel, kernelPays } from "./attend.js";
+import { ATTEND, attend, attendChain, attendKernel, attendShared, attendTakesShared, joinShared, kernelPays } from "./attend.js";
 import { nativeKernels } from "./native.js";
 import { wasmAttend } from "./simd-attend.js";
 import type { WasmBackendLike } from "./wasm-heap.js";
@@ -129,9 +129,9 @@ describe("attend on wasm", () => {
     expect(maxRelError(padded, alone)).toBeLessThanOrEqual(1e-6);
   });
 
-  test.skipIf(!nativeKernels())("the native attend8 (AVX2) gives the wasm kernel's bits: hs 8, more than 8 query rows per kv head", () => {
+  test.skipIf(!nativeKernels())("the native attend8 (AVX2) gives the wasm kernel's bits: hs 8, both score paths (≤ 8 and > 8 query rows per kv head)", () => {
     const cases = [
-      ...grid().filter((c) => c.hs === 8 && (c.nh / c.nkv) * c.T > 8),
+      ...grid().filter((c) => c.hs === 8),
       { B: 4, nh: 8, nkv: 4, T: 16, S: 53, hs: 8, bias: "padded" },
       { B: 2, nh: 8, nkv: 4, T: 17, S: 300, hs: 8, bias: "masked row" },
       { B: 3, nh: 8, nkv: 2, T: 5, S: 9, hs: 8, bias: "causal" },
@@ -147,6 +147,30 @@ describe("attend on wasm", () => {
         return [run(true), run(false)];
       });
       expect(new Uint32Array(native.buffer), name(c)).toEqual(new Uint32Array(wasm.buffer));
+    }
+  });
+
+  test.skipIf(!nativeKernels())("a shared prefix read in place gives the bits of the same keys joined into every row", () => {
+    // 3 prefixes (the last all zeros: rows without one) of P = 6 keys, B = 5 rows, each with its own L keys after it
+    for (const [T, L, nh] of [[4, 4, 8], [1, 9, 8], [16, 16, 8], [3, 5, 2]] as const) {
+      const [B, nkv, P, hs] = [5, 2, 6, 8];
+      const [inPlace, joined] = tf.tidy(() => {
+        const q = tf.randomNormal([B, nh, T, hs], 0, 1.5, "float32", 1) as tf.Tensor4D;
+        const k = tf.randomNormal([B, nkv, L, hs], 0, 1.5, "float32", 2) as tf.Tensor4D;
+        const v = tf.randomNormal([B, nkv, L, hs], 0, 2, "float32", 3) as tf.Tensor4D;
+        const shared = {
+          k: tf.concat([tf.randomNormal([2, nkv, P, hs], 0, 1.5, "float32", 4), tf.zeros([1, nkv, P, hs])]) as tf.Tensor4D,
+          v: tf.concat([tf.randomNormal([2, nkv, P, hs], 0, 2, "float32", 5), tf.zeros([1, nkv, P, hs])]) as tf.Tensor4D,
+          rows: tf.tensor1d([0, 2, 1, 0, 1], "int32"),
+        };
+        // row 1 has no prefix: its P columns are masked, like left padding
+        const mask = tf.tensor2d(Array.from({ length: B * (P + L) }, (_, i) => (Math.floor(i / (P + L)) === 1 && i % (P + L) < P ? 0 : 1)), [B, P + L], "int32");
+        const bias = attentionBias(T, P + L, mask);
+        expect(attendTakesShared(q, k, v, bias, shared)).toBe(true);
+        const full = joinShared(k, v, shared);
+        return [attendShared(q, k, v, bias, 0.35, shared).dataSync() as Float32Array, attend(q, full.k, full.v, bias, 0.35).dataSync() as Float32Array];
+      });
+      expect(new Uint32Array(inPlace.buffer), `T ${T}, L ${L}, nh ${nh}`).toEqual(new Uint32Array(joined.buffer));
     }
   });
 

@@ -17,7 +17,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { biasedSoftmax } from "./biased-softmax.js";
-import { wasmAttend } from "./simd-attend.js";
+import { nativeAttendServes, wasmAttend } from "./simd-attend.js";
 import { isWasmBackend } from "./wasm-heap.js";
 
 export const ATTEND = "OmlAttend";
@@ -27,16 +27,32 @@ export interface AttendAttrs {
   scale: number;
 }
 
-/** Whether the kernel takes these shapes (else the chain). */
-function kernelShapes(q: TensorInfo, k: TensorInfo, v: TensorInfo, bias: TensorInfo): boolean {
+/**
+ * A shared prompt prefix's keys and values, kept once per prefix instead of copied into every
+ * batch row (kv-cache.ts): row b's first P keys are row rows[b] of k and v.
+ */
+export interface SharedKv {
+  /** (G, nkv, P, hs), RoPE applied */
+  k: tf.Tensor4D;
+  /** (G, nkv, P, hs) */
+  v: tf.Tensor4D;
+  /** (B) int32, each < G */
+  rows: tf.Tensor1D;
+}
+
+/** Whether the kernel takes these shapes (else the chain); k, v: the keys after the shared prefix when there is one. */
+function kernelShapes(q: TensorInfo, k: TensorInfo, v: TensorInfo, bias: TensorInfo, shared?: { k: TensorInfo; v: TensorInfo; rows: TensorInfo }): boolean {
   const [B, nh, T, hs] = q.shape as [number, number, number, number];
-  const [Bk, nkv, S, hsk] = k.shape as [number, number, number, number];
+  const [Bk, nkv, L, hsk] = k.shape as [number, number, number, number];
   const [Bb, one, Tb, Sb] = bias.shape as [number, number, number, number];
+  const [, nkvS, P, hsS] = shared ? (shared.k.shape as [number, number, number, number]) : [0, nkv, 0, hs];
+  const S = P + L;
   return (
     q.shape.length === 4 && k.shape.length === 4 && bias.shape.length === 4 && v.shape.join() === k.shape.join() &&
     Bk === B && hsk === hs && nkv > 0 && nh % nkv === 0 && one === 1 && Tb === T && Sb === S && (Bb === 1 || Bb === B) &&
-    hs % 4 === 0 && S >= 4 && S >= T &&
-    [q, k, v, bias].every((t) => t.dtype === "float32")
+    hs % 4 === 0 && S >= 4 && L >= T &&
+    [q, k, v, bias].every((t) => t.dtype === "float32") &&
+    (!shared || (shared.k.shape.length === 4 && shared.v.shape.join() === shared.k.shape.join() && nkvS === nkv && hsS === hs && shared.k.dtype === "float32" && shared.v.dtype === "float32" && shared.rows.dtype === "int32" && shared.rows.shape.join() === `${B}`))
   );
 }
 
@@ -46,12 +62,13 @@ export function kernelPays(hs: number, rows: number): boolean {
 }
 
 function kernelFunc({ inputs, backend, attrs }: Parameters<KernelConfig["kernelFunc"]>[0]): TensorInfo {
-  const { q, k, v, bias } = inputs as { q: TensorInfo; k: TensorInfo; v: TensorInfo; bias: TensorInfo };
+  const { q, k, v, bias, kShared, vShared, rows } = inputs as { q: TensorInfo; k: TensorInfo; v: TensorInfo; bias: TensorInfo; kShared?: TensorInfo; vShared?: TensorInfo; rows?: TensorInfo };
+  const shared = kShared && vShared && rows ? { k: kShared, v: vShared, rows } : undefined;
   const { scale } = attrs as unknown as AttendAttrs;
-  if (!isWasmBackend(backend) || !kernelShapes(q, k, v, bias)) {
-    throw new Error(`${ATTEND}: wasm, float32, hs mod 4 = 0 and S ≥ 4 expected, got q [${q.shape}], k [${k.shape}], v [${v.shape}], bias [${bias.shape}]`);
+  if (!isWasmBackend(backend) || !kernelShapes(q, k, v, bias, shared)) {
+    throw new Error(`${ATTEND}: wasm, float32, hs mod 4 = 0 and S ≥ 4 expected, got q [${q.shape}], k [${k.shape}], v [${v.shape}], bias [${bias.shape}]${shared ? `, shared k [${shared.k.shape}]` : ""}`);
   }
-  return wasmAttend(backend, q, k, v, bias, scale);
+  return wasmAttend(backend, q, k, v, bias, scale, true, shared);
 }
 
 /** The wasm kernel (forward only). */
@@ -95,6 +112,31 @@ export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.
     return attendKernel(q, k, v, bias, scale);
   }
   return attendChain(q, k, v, bias, scale);
+}
+
+/**
+ * Whether attendShared takes a shared prefix as it is (the native attend8 on wasm: head size
+ * 8); else the caller joins the prefix to each row's keys (joinShared) and calls attend.
+ */
+export function attendTakesShared(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, shared: SharedKv): boolean {
+  return tf.getBackend() === "wasm" && tf.getKernel(ATTEND, "wasm") !== undefined && kernelShapes(q, k, v, bias, shared) && nativeAttendServes(q.shape[3], bias.shape[3]);
+}
+
+/**
+ * attend() over keys that begin with a shared prefix, read where it is kept (attendTakesShared
+ * must hold): the same values as attend() on joinShared's keys.
+ * @param k (B, nkv, S − P, hs) each row's own keys after the prefix
+ */
+export function attendShared(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, scale: number, shared: SharedKv): tf.Tensor3D {
+  return tf.engine().runKernel(ATTEND, { q, k, v, bias, kShared: shared.k, vShared: shared.v, rows: shared.rows }, { scale } as unknown as tf.NamedAttrMap) as tf.Tensor3D;
+}
+
+/** Each row's keys and values with its shared prefix in front: (B, nkv, P + L, hs). */
+export function joinShared(k: tf.Tensor4D, v: tf.Tensor4D, shared: SharedKv): { k: tf.Tensor4D; v: tf.Tensor4D } {
+  return tf.tidy(() => ({
+    k: tf.concat([tf.gather(shared.k, shared.rows), k], 2) as tf.Tensor4D,
+    v: tf.concat([tf.gather(shared.v, shared.rows), v], 2) as tf.Tensor4D,
+  }));
 }
 
 /** The OmlAttend kernel itself (wasm; hs mod 4 = 0, S ≥ 4), whether it pays or not (tests, benchmarks). */

@@ -23,11 +23,13 @@ import { fmaAvailable } from "./simd-gemm.js";
 export type NativeGemmFn = (heap: Float32Array, a: number, panels: number, c: number, M: number, N: number, K: number, rsA: number, csA: number, ldc: number, accumulate: number) => void;
 
 /**
- * attend8(heap, q, k, v, bias, out, B, nh, nkv, T, S, Bb, scale): simd-attend.ts's wasmAttend
- * for head size 8 on its transposed-K path (nh/nkv·T > 8 query rows per kv head), S ≤ 2048,
- * every batch row and kv head in one call; the same bits.
+ * attend8(heap, q, k, v, bias, out, B, nh, nkv, T, S, Bb, kShared, vShared, rows, P, G, scale):
+ * simd-attend.ts's wasmAttend for head size 8 (both of its score paths), S ≤ 2048, every batch
+ * row and kv head in one call; the same bits. With P > 0, batch row b's first P keys and values
+ * are those of row rows[b] (int32 (B) in the heap) of kShared, vShared (G, nkv, P, 8): a shared
+ * prompt prefix, read in place instead of copied into every row; k and v hold the other S − P.
  */
-export type NativeAttend8Fn = (heap: Float32Array, q: number, k: number, v: number, bias: number, out: number, B: number, nh: number, nkv: number, T: number, S: number, Bb: number, scale: number) => void;
+export type NativeAttend8Fn = (heap: Float32Array, q: number, k: number, v: number, bias: number, out: number, B: number, nh: number, nkv: number, T: number, S: number, Bb: number, kShared: number, vShared: number, rows: number, P: number, G: number, scale: number) => void;
 
 interface Addon {
   gemm: NativeGemmFn;

@@ -284,27 +284,50 @@ function groupFn(memory: WasmMemory, hs: number, direct: boolean): GroupFn {
   return bound(memory);
 }
 
+/** A shared prompt prefix's keys and values, kept once per prefix (kv-cache.ts). */
+export interface SharedKvInfo {
+  /** (G, nkv, P, hs) */
+  k: TensorInfo;
+  /** (G, nkv, P, hs) */
+  v: TensorInfo;
+  /** (B) int32: each batch row's prefix, < G */
+  rows: TensorInfo;
+}
+
+/** Whether the native attend8 (native.ts) takes these shapes: head size 8, S ≤ 2048 keys, a shared prefix or not. */
+export function nativeAttendServes(hs: number, S: number): boolean {
+  return hs === 8 && S <= NATIVE_MAX_KEYS && nativeKernels() !== undefined;
+}
+
 /**
  * y (B, T, nh·hs) = merge_heads(softmax(scale·q·kᵀ + bias)·v) on the wasm heap; hs mod 4 = 0, S ≥ 4.
+ * The native attend8 computes it where it serves (nativeAttendServes: the same bits), else
+ * this module.
  * @param q (B, nh, T, hs)
- * @param k (B, nkv, S, hs)
- * @param v (B, nkv, S, hs)
+ * @param k (B, nkv, S − P, hs): every key, or those after the shared prefix
+ * @param v (B, nkv, S − P, hs)
  * @param bias (B or 1, 1, T, S)
- * @param useNative false: the wasm module even where the native attend8 (native.ts) would
- *   serve, the same bits (tests)
+ * @param useNative false: the wasm module even where the native attend8 would serve (tests)
+ * @param shared the first P keys and values of each row, kept once per prefix (native only)
  */
-export function wasmAttend(b: WasmBackendLike, q: TensorInfo, k: TensorInfo, v: TensorInfo, bias: TensorInfo, scale: number, useNative = true): TensorInfo {
+export function wasmAttend(b: WasmBackendLike, q: TensorInfo, k: TensorInfo, v: TensorInfo, bias: TensorInfo, scale: number, useNative = true, shared?: SharedKvInfo): TensorInfo {
   const [B, nh, T, hs] = q.shape as [number, number, number, number];
-  const [, nkv, S] = k.shape as [number, number, number, number];
+  const [, nkv, L] = k.shape as [number, number, number, number];
+  const [G, , P] = shared ? (shared.k.shape as [number, number, number, number]) : [0, 0, 0];
+  const S = P + L;
   const Bb = bias.shape[0] as number;
   const nrep = nh / nkv;
+  const native = useNative && nativeAttendServes(hs, S) ? nativeKernels()?.attend8 : undefined;
+  if (shared && !native) {
+    throw new Error("wasmAttend: keys of a shared prefix need the native attend8 (nativeAttendServes)");
+  }
   const out = b.makeOutput([B, T, nh * hs], "float32"); // first: addresses are read after the last allocation
   if (B * T * nh * hs === 0) {
     return out;
   }
-  const native = useNative ? nativeKernels()?.attend8 : undefined;
-  if (native && hs === 8 && !isDirect(hs, nrep * T) && S <= NATIVE_MAX_KEYS) {
-    native(heapF32(b), heapAddress(b, q), heapAddress(b, k), heapAddress(b, v), heapAddress(b, bias), heapAddress(b, out), B, nh, nkv, T, S, Bb, scale);
+  if (native) {
+    const [kSh, vSh, rows] = shared ? [heapAddress(b, shared.k), heapAddress(b, shared.v), heapAddress(b, shared.rows)] : [0, 0, 0];
+    native(heapF32(b), heapAddress(b, q), heapAddress(b, k), heapAddress(b, v), heapAddress(b, bias), heapAddress(b, out), B, nh, nkv, T, S, Bb, kSh, vSh, rows, P, G, scale);
     return out;
   }
   const blocks = Math.ceil(S / 4);

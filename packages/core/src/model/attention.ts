@@ -31,7 +31,7 @@
  * forward+backward 499 ms (mostly the MLP and projection matMuls); cpu 5.5 s / 15.8 s.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { attend, attendChain } from "../kernels/attend.js";
+import { attend, attendChain, attendShared, attendTakesShared, joinShared, type SharedKv } from "../kernels/attend.js";
 import { linear } from "./linear.js";
 import type { Projection } from "./mlp.js";
 import { applyRope } from "./rope.js";
@@ -58,12 +58,17 @@ export interface AttentionWeights {
   o: Projection;
 }
 
-/** Keys and values of the tokens so far, RoPE already applied to the keys. */
+/**
+ * Keys and values of the tokens so far, RoPE already applied to the keys: every token's, or
+ * with a shared prefix kept apart (kv-cache.ts), those after it.
+ */
 export type LayerKv = {
   /** (B, nkv, S, hs) */
   k: tf.Tensor4D;
   /** (B, nkv, S, hs) */
   v: tf.Tensor4D;
+  /** set by attendHeads when it joined the layer's shared prefix into k and v (the cache then drops it) */
+  joinedShared?: boolean;
 };
 
 /** Per-call inputs shared by every layer. */
@@ -74,8 +79,10 @@ export interface AttentionContext {
   sin: tf.Tensor4D;
   /** additive bias (B or 1, 1, T, S) from attentionBias() */
   bias: tf.Tensor4D;
-  /** this layer's cache before the call (P tokens), if any */
+  /** this layer's cache before the call (P tokens, or those after the shared prefix), if any */
   past?: LayerKv;
+  /** this layer's shared prompt prefix, kept once per prefix (kv-cache.ts): the first keys of every row */
+  shared?: SharedKv;
   /** multiplies q·k (default 1/√hs; gemma2: query_pre_attn_scalar^−½) */
   scale?: number;
   /** soft-capping of the scaled scores, cap·tanh(s / cap), before the bias (gemma2); none when absent */
@@ -142,14 +149,23 @@ export function attendHeads(qkv: HeadsQkv, ctx: AttentionContext): { y: tf.Tenso
     let k = applyRope(qkv.k, ctx.cos, ctx.sin); // (B, nkv, Tk, hs)
     let v = qkv.v;
     if (ctx.past) {
-      k = tf.concat([ctx.past.k, k], 2); // (B, nkv, S, hs)
-      v = tf.concat([ctx.past.v, v], 2); // (B, nkv, S, hs)
+      k = tf.concat([ctx.past.k, k], 2); // (B, nkv, S, hs), or the S − P after a shared prefix
+      v = tf.concat([ctx.past.v, v], 2);
     }
     const scale = ctx.scale ?? 1 / Math.sqrt(hs);
     const softcapped = ctx.softcap !== undefined && ctx.softcap !== null;
-    // generation: one forward-only op where it pays; else the op chain, which has a gradient
-    const y = ctx.inference && !softcapped ? attend(q, k, v, rows(ctx.bias), scale) : attendChain(q, k, v, rows(ctx.bias), scale, ctx.softcap); // (B, T, nh·hs)
-    return { y, kv: { k, v } };
+    const bias = rows(ctx.bias);
+    // generation: one forward-only op where it pays; else the op chain, which has a gradient.
+    // A shared prefix is read where it is kept when the op takes it (attendTakesShared); else
+    // it joins every row's keys, here and in the cache from now on.
+    const fused = ctx.inference === true && !softcapped;
+    let shared = ctx.shared;
+    if (shared && !(fused && attendTakesShared(q, k, v, bias, shared))) {
+      ({ k, v } = joinShared(k, v, shared)); // (B, nkv, S, hs)
+      shared = undefined;
+    }
+    const y = shared ? attendShared(q, k, v, bias, scale, shared) : fused ? attend(q, k, v, bias, scale) : attendChain(q, k, v, bias, scale, ctx.softcap); // (B, T, nh·hs)
+    return { y, kv: ctx.shared && !shared ? { k, v, joinedShared: true } : { k, v } };
   });
 }
 

@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { attentionBias, lastPosition, positionIdsFromMask, type AttentionContext, type LayerKv } from "./attention.js";
 import type { ModelConfig } from "./config.js";
-import { kvCacheLength } from "./kv-cache.js";
+import { dropSharedPrefix, kvCacheLength, sharedKvOf } from "./kv-cache.js";
 import type { ArchForwardOptions } from "./registry.js";
 import { ropeAttentionScale, ropeCosSin, ropeInvFreq, ropeParams } from "./rope.js";
 
@@ -64,7 +64,8 @@ export function decoderForward(c: ModelConfig, inputIds: tf.Tensor2D, opts: Arch
       // position only (keys and values of every token still go to the cache); the same
       // values, ~1/nLayers of the prefill's work less
       const lastQuery = opts.lastOnly === true && T > 1 && i === c.nLayers - 1;
-      const ctx: AttentionContext = { cos, sin, bias: biasFor(c.layerWindows?.[i] ?? null), past: cache?.layers[i], scale, softcap: c.attnSoftcap, lastQuery, inference: cache !== undefined };
+      const shared = cache ? sharedKvOf(cache, i) : undefined;
+      const ctx: AttentionContext = { cos, sin, bias: biasFor(c.layerWindows?.[i] ?? null), past: cache?.layers[i], shared, scale, softcap: c.attnSoftcap, lastQuery, inference: cache !== undefined };
       const out = parts.block(i, x, ctx);
       x = out.x;
       kvs.push(out.kv);
@@ -81,7 +82,11 @@ export function decoderForward(c: ModelConfig, inputIds: tf.Tensor2D, opts: Arch
       if (old) {
         tf.dispose([old.k, old.v]);
       }
-      cache.layers[i] = kvs[i];
+      const { k, v, joinedShared } = kvs[i] as LayerKv;
+      cache.layers[i] = { k, v };
+      if (joinedShared) {
+        dropSharedPrefix(cache, i); // now in the rows' own keys
+      }
     }
   }
   return logits;

@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, test } from "vitest";
 import { initBackend } from "../backend.js";
-import { createKvCache, kvCacheLength, mergePrefixCaches, planSharedPrefixes } from "./kv-cache.js";
+import { joinShared, type SharedKv } from "../kernels/attend.js";
+import { createKvCache, disposeKvCache, kvCacheLength, mergePrefixCaches, planSharedPrefixes, sharedKvOf } from "./kv-cache.js";
 
 describe("planSharedPrefixes", () => {
   const sys = [1, 50, 51, 52, 53, 54]; // a 6-token "template"
@@ -31,7 +32,7 @@ describe("planSharedPrefixes", () => {
 });
 
 describe("mergePrefixCaches", () => {
-  test("right-aligns each group's cache, zeros elsewhere, and frees the inputs", async () => {
+  test("keeps each group's cache once, right-aligned; rows pick theirs (zeros for none); frees the inputs", async () => {
     await initBackend("wasm");
     const before = tf.memory().numTensors;
     const cache = (P: number, v: number) => {
@@ -41,10 +42,15 @@ describe("mergePrefixCaches", () => {
     };
     const merged = mergePrefixCaches([cache(1, 7), cache(3, 5)], [1, -1, 0], 1);
     expect(kvCacheLength(merged)).toBe(3);
-    const k = merged.layers[0]?.k.arraySync() as number[][][][];
-    expect(k.map((row) => (row[0] as number[][]).map((t) => t[0]))).toEqual([[5, 5, 5], [0, 0, 0], [0, 0, 7]]);
-    expect((merged.layers[0]?.v.arraySync() as number[][][][])[0]?.[0]?.[1]).toEqual([-5, -5]);
-    tf.dispose([merged.layers[0]?.k as tf.Tensor, merged.layers[0]?.v as tf.Tensor]);
+    expect(merged.layers[0]).toBeUndefined(); // no row keys yet: only the prefixes
+    expect(merged.prefix?.layers[0]?.k.shape).toEqual([3, 1, 3, 2]); // G + 1 = 3, not B
+    const shared = sharedKvOf(merged, 0) as SharedKv;
+    const rows = tf.tidy(() => joinShared(tf.zeros([3, 1, 0, 2]), tf.zeros([3, 1, 0, 2]), shared).k.arraySync() as number[][][][]);
+    expect(rows.map((row) => (row[0] as number[][]).map((t) => t[0]))).toEqual([[5, 5, 5], [0, 0, 0], [0, 0, 7]]);
+    const vRow0 = tf.tidy(() => (joinShared(tf.zeros([3, 1, 0, 2]), tf.zeros([3, 1, 0, 2]), shared).v.arraySync() as number[][][][])[0]?.[0]?.[1]);
+    expect(vRow0).toEqual([-5, -5]);
+    disposeKvCache(merged);
+    expect(merged.prefix).toBeUndefined();
     expect(tf.memory().numTensors).toBe(before);
   });
 });

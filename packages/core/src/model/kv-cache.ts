@@ -4,16 +4,37 @@
  * tensors (disposing the old ones). Pair createKvCache / disposeKvCache.
  *
  * Shared prompt prefixes: rows whose prompts start alike (a check template's text, a chat
- * system prompt) get their prefix computed once at batch 1; mergePrefixCaches lays those
- * caches out right-aligned in one (B, nkv, P, hs) cache, zero keys/values on the left, which
- * the caller masks out (mask 0), exactly like left padding.
+ * system prompt) get their prefix computed once at batch 1; mergePrefixCaches keeps those
+ * caches once each (SharedPrefix), right-aligned in P columns, zero keys/values on the left,
+ * which the caller masks out (mask 0), exactly like left padding. Attention reads them where
+ * they are when it can, instead of a copy in every row (a check of 1024 fingerprints copied
+ * (256, 4, 37, 8) per layer and batch twice: gathered, then concatenated with the new keys).
  */
 import * as tf from "@tensorflow/tfjs-core";
+import type { SharedKv } from "../kernels/attend.js";
 import type { LayerKv } from "./attention.js";
 
 export interface KvCache {
-  /** one entry per layer, undefined before the first forward */
+  /** one entry per layer, undefined before the first forward: each row's keys and values (after the shared prefix while a layer keeps one) */
   layers: (LayerKv | undefined)[];
+  /** shared prompt prefixes, kept once per prefix (mergePrefixCaches) */
+  prefix?: SharedPrefix;
+}
+
+/**
+ * Prefixes shared by many rows, kept once each: row b's first P keys and values in layer i are
+ * row rows[b] of layers[i] (G prefixes right-aligned in P columns with zeros before them, and
+ * one all-zero row for the rows without a prefix; the mask covers the zeros). Attention reads
+ * them in place where it can (attendTakesShared), else joins them into each row's keys
+ * (joinShared) and the layer's entry here is dropped (undefined).
+ */
+export interface SharedPrefix {
+  /** per layer: (G + 1, nkv, P, hs), or undefined once joined into the rows' own */
+  layers: (LayerKv | undefined)[];
+  /** (B) int32 */
+  rows: tf.Tensor1D;
+  /** P */
+  length: number;
 }
 
 /** An empty cache for a model of nLayers layers. */
@@ -21,9 +42,32 @@ export function createKvCache(nLayers: number): KvCache {
   return { layers: Array.from({ length: nLayers }, () => undefined) };
 }
 
-/** Number of cached tokens P (the key length of layer 0). */
+/** Number of cached tokens (layer 0's keys, with its shared prefix if kept apart). */
 export function kvCacheLength(cache: KvCache): number {
-  return cache.layers[0]?.k.shape[2] ?? 0;
+  const own = cache.layers[0]?.k.shape[2] ?? 0;
+  return own + (cache.prefix?.layers[0] ? cache.prefix.length : 0);
+}
+
+/** The shared prefix of layer i as attention reads it, if the layer still keeps one apart. */
+export function sharedKvOf(cache: KvCache, i: number): SharedKv | undefined {
+  const p = cache.prefix;
+  const l = p?.layers[i];
+  return p && l ? { k: l.k, v: l.v, rows: p.rows } : undefined;
+}
+
+/** Layer i's shared prefix is now in its rows' own keys: drop it (and the rows once no layer keeps one). */
+export function dropSharedPrefix(cache: KvCache, i: number): void {
+  const p = cache.prefix;
+  const l = p?.layers[i];
+  if (!p || !l) {
+    return;
+  }
+  tf.dispose([l.k, l.v]);
+  p.layers[i] = undefined;
+  if (p.layers.every((x) => x === undefined)) {
+    p.rows.dispose();
+    cache.prefix = undefined;
+  }
 }
 
 /** Release every cached tensor; the cache is empty afterwards. */
@@ -34,6 +78,9 @@ export function disposeKvCache(cache: KvCache): void {
       tf.dispose([l.k, l.v]);
     }
     cache.layers[i] = undefined;
+  }
+  for (let i = 0; i < (cache.prefix?.layers.length ?? 0); i++) {
+    dropSharedPrefix(cache, i);
   }
 }
 
@@ -92,32 +139,35 @@ export function planSharedPrefixes(prompts: number[][], minShared = 4, minRows =
 }
 
 /**
- * One (B, nkv, P, hs) cache from per-prefix batch-1 caches: row b holds the cache of prefix
- * groupOf[b] right-aligned (zeros before it; all zeros for −1), P = the longest prefix.
- * Disposes the per-prefix caches.
+ * One cache from per-prefix batch-1 caches, the prefixes kept once each (SharedPrefix): row b
+ * reads prefix groupOf[b] right-aligned in P columns (zeros before it; all zeros for −1),
+ * P = the longest prefix. Disposes the per-prefix caches.
  */
 export function mergePrefixCaches(caches: KvCache[], groupOf: number[], nLayers: number): KvCache {
   const P = Math.max(0, ...caches.map(kvCacheLength));
   const out = createKvCache(nLayers);
+  const layers: LayerKv[] = [];
+  for (let i = 0; i < nLayers; i++) {
+    layers.push(
+      tf.tidy(() => {
+        const side = (pick: (l: LayerKv) => tf.Tensor4D): tf.Tensor4D => {
+          const parts = caches.map((c) => {
+            const t = pick(c.layers[i] as LayerKv); // (1, nkv, Pg, hs)
+            return t.shape[2] === P ? t : tf.pad(t, [[0, 0], [0, 0], [P - t.shape[2], 0], [0, 0]]);
+          });
+          const first = pick(caches[0]?.layers[i] as LayerKv);
+          parts.push(tf.zeros([1, first.shape[1], P, first.shape[3]])); // the "no prefix" row
+          return tf.concat(parts, 0) as tf.Tensor4D; // (G + 1, nkv, P, hs)
+        };
+        return { k: side((l) => l.k), v: side((l) => l.v) };
+      }),
+    );
+  }
   const rows = tf.tensor1d(
     groupOf.map((g) => (g < 0 ? caches.length : g)),
     "int32",
   );
-  for (let i = 0; i < nLayers; i++) {
-    out.layers[i] = tf.tidy(() => {
-      const side = (pick: (l: LayerKv) => tf.Tensor4D): tf.Tensor4D => {
-        const parts = caches.map((c) => {
-          const t = pick(c.layers[i] as LayerKv); // (1, nkv, Pg, hs)
-          return t.shape[2] === P ? t : tf.pad(t, [[0, 0], [0, 0], [P - t.shape[2], 0], [0, 0]]);
-        });
-        const first = pick(caches[0]?.layers[i] as LayerKv);
-        parts.push(tf.zeros([1, first.shape[1], P, first.shape[3]])); // the "no prefix" row
-        return tf.gather(tf.concat(parts, 0), rows) as tf.Tensor4D; // (B, nkv, P, hs)
-      };
-      return { k: side((l) => l.k), v: side((l) => l.v) };
-    });
-  }
-  rows.dispose();
+  out.prefix = { layers, rows, length: P };
   caches.forEach(disposeKvCache);
   return out;
 }
