@@ -144,6 +144,25 @@ INLINE TARGET __m256 exp8(__m256 d, __m256 mask) {
   return _mm256_and_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, s), s), mask);
 }
 
+/* r[d] lane l ← r[l] lane d (an 8 × 8 transpose in registers). */
+INLINE TARGET void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++) {
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
 /* One group: R query rows at q (8 floats each); its S keys and values: the first P at kp, vp
  * (a shared prompt prefix, kept once for many rows), the rest at k, v; bias rows at bias
  * (t·S); y rows at out (row t at out + t·ostride floats, head block h·8). Scratch: kt
@@ -158,10 +177,17 @@ static TARGET void attendGroup8(const float *q, const float *kp, const float *vp
     /* Kt: block j holds keys 8j … 8j+7 as 8 rows of d (zeros past S) */
     for (int j = 0; j < blocks; j++) {
       float *dst = kt + 64 * j;
-      for (int l = 0; l < 8; l++) {
-        int s = 8 * j + l;
-        const float *key = s < S ? KEY(s) : NULL;
-        for (int d = 0; d < 8; d++) dst[8 * d + l] = key ? key[d] : 0.0f;
+      if (8 * j + 8 <= S) {
+        __m256 r[8];
+        for (int l = 0; l < 8; l++) r[l] = _mm256_loadu_ps(KEY(8 * j + l));
+        transpose8(r);
+        for (int d = 0; d < 8; d++) _mm256_storeu_ps(dst + 8 * d, r[d]);
+      } else {
+        for (int l = 0; l < 8; l++) {
+          int s = 8 * j + l;
+          const float *key = s < S ? KEY(s) : NULL;
+          for (int d = 0; d < 8; d++) dst[8 * d + l] = key ? key[d] : 0.0f;
+        }
       }
     }
   }
