@@ -20,6 +20,9 @@
  *   A[i, k] at a + i·rsA + k·csA (in place: transposed or not);
  *   B packed as ⌈N/8⌉ panels of (K, 8) floats at `panels` (packPanels, zero-padded);
  *   C[i, j] at c + i·ldc + 4j.
+ * Built with -ffp-contract=off (scripts/build-native.mjs): a multiply then an add must stay two
+ * roundings wherever the wasm kernels have two.
+ *
  * Micro-kernel: 6 rows × 16 columns (two panels) in 12 ymm accumulators; per k two panel
  * loads, six broadcasts of A and twelve FMAs; 6 × 8 and fewer rows at the edges.
  */
@@ -292,6 +295,74 @@ static TARGET void attendGroup8(const float *q, const float *kp, const float *vp
 #undef KEY
 }
 
+/*
+ * swiglu / swigluGrad: simd-swiglu.ts's forward and backward with FMA, the same bits (every
+ * element goes through the same operations in the same order; 8 lanes at a time, the I mod 8
+ * last in 4):
+ *   σ = 1 / ((r·s)·p + s + 1) with d = −g within ±87.34, n, s, r and p as its exp has them
+ *   forward   y = (g·σ)·u
+ *   backward  du = dy·(g·σ);  dg = ((dy·u)·σ)·(1 + g·(1 − σ))
+ * pmax / pmin as wasm's (max_ps / min_ps with the operands swapped, for the same NaN lanes).
+ */
+#define SIGMOID_BODY(V, XOR, SET1, MUL, ADD, SUB, DIV, MAX, MIN, FMA, SLLI, CASTI, CASTF)                                             \
+  V d = MIN(SET1(-EXP_CUTOFF), MAX(SET1(EXP_CUTOFF), XOR(g, SET1(-0.0f)))); /* −g exactly (f32x4.neg) */                           \
+  V n = ADD(MUL(d, SET1(EXP_LOG2E)), SET1(EXP_MAGIC));                                                                              \
+  V s = CASTF(SLLI(CASTI(n), 23));                                                                                                   \
+  n = SUB(n, SET1(EXP_MAGIC));                                                                                                       \
+  V r = FMA(n, SET1(EXP_LN2_LO), FMA(n, SET1(EXP_LN2_HI), d));                                                                      \
+  V p = SET1(0.008289290592074394f);                                                                                                 \
+  p = FMA(p, r, SET1(0.04189782217144966f));                                                                                         \
+  p = FMA(p, r, SET1(0.16667652130126953f));                                                                                         \
+  p = FMA(p, r, SET1(0.4999915063381195f));                                                                                          \
+  p = FMA(p, r, SET1(0.9999997019767761f));                                                                                          \
+  V e = ADD(MUL(p, MUL(r, s)), s);                                                                                                   \
+  V sig = DIV(SET1(1.0f), ADD(e, SET1(1.0f)));
+
+INLINE TARGET __m256 sigmoid8(__m256 g) {
+  SIGMOID_BODY(__m256, _mm256_xor_ps, _mm256_set1_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_div_ps, _mm256_max_ps, _mm256_min_ps, _mm256_fmadd_ps,
+               _mm256_slli_epi32, _mm256_castps_si256, _mm256_castsi256_ps)
+  return sig;
+}
+
+INLINE TARGET __m128 sigmoid4(__m128 g) {
+  SIGMOID_BODY(__m128, _mm_xor_ps, _mm_set1_ps, _mm_mul_ps, _mm_add_ps, _mm_sub_ps, _mm_div_ps, _mm_max_ps, _mm_min_ps, _mm_fmadd_ps, _mm_slli_epi32,
+               _mm_castps_si128, _mm_castsi128_ps)
+  return sig;
+}
+
+/* rows of I values (I mod 4 = 0): g and u rows `stride` bytes apart, out / dy rows I floats apart */
+static TARGET void swigluRows(const char *g, const char *u, float *out, int rows, int I, int stride) {
+  for (int row = 0; row < rows; row++, g += stride, u += stride, out += I) {
+    const float *gr = (const float *)g, *ur = (const float *)u;
+    int j = 0;
+    for (; j + 8 <= I; j += 8) {
+      __m256 gv = _mm256_loadu_ps(gr + j);
+      _mm256_storeu_ps(out + j, _mm256_mul_ps(_mm256_mul_ps(gv, sigmoid8(gv)), _mm256_loadu_ps(ur + j)));
+    }
+    for (; j < I; j += 4) {
+      __m128 gv = _mm_loadu_ps(gr + j);
+      _mm_storeu_ps(out + j, _mm_mul_ps(_mm_mul_ps(gv, sigmoid4(gv)), _mm_loadu_ps(ur + j)));
+    }
+  }
+}
+
+#define SWIGLU_GRAD(V, LOAD, STORE, MUL, ADD, SUB, SET1, SIG, j)                                                              \
+  {                                                                                                                          \
+    V gv = LOAD(gr + j), sg = SIG(gv), dyv = LOAD(dyr + j), one = SET1(1.0f);                                                \
+    STORE(dur + j, MUL(dyv, MUL(gv, sg)));                                                                                   \
+    STORE(dgr + j, MUL(MUL(MUL(dyv, LOAD(ur + j)), sg), ADD(one, MUL(gv, SUB(one, sg)))));                                   \
+  }
+
+static TARGET void swigluGradRows(const float *dy, const char *g, const char *u, char *dg, char *du, int rows, int I, int stride) {
+  for (int row = 0; row < rows; row++, dy += I, g += stride, u += stride, dg += stride, du += stride) {
+    const float *gr = (const float *)g, *ur = (const float *)u, *dyr = dy;
+    float *dgr = (float *)dg, *dur = (float *)du;
+    int j = 0;
+    for (; j + 8 <= I; j += 8) SWIGLU_GRAD(__m256, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_set1_ps, sigmoid8, j)
+    for (; j < I; j += 4) SWIGLU_GRAD(__m128, _mm_loadu_ps, _mm_storeu_ps, _mm_mul_ps, _mm_add_ps, _mm_sub_ps, _mm_set1_ps, sigmoid4, j)
+  }
+}
+
 static int cpuHasAvx2Fma(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -422,6 +493,68 @@ static napi_value Attend8(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* swiglu(heap, g, u, out, rows, I, stride) and swigluGrad(heap, dy, g, u, dg, du, rows, I, stride):
+ * simd-swiglu.ts's forward and backward (I mod 4 = 0; byte addresses and stride). */
+static int u32Args(napi_env env, napi_value *argv, uint32_t *u, int n, const char *what) {
+  for (int i = 0; i < n; i++) {
+    if (napi_get_value_uint32(env, argv[i], &u[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, what);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static napi_value Swiglu(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  void *data;
+  uint64_t bytes;
+  uint32_t u[6];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 7) {
+    napi_throw_type_error(env, NULL, "swiglu(heap, g, u, out, rows, I, stride): 7 arguments");
+    return NULL;
+  }
+  if (!heapArg(env, argv[0], &data, &bytes) || !u32Args(env, argv + 1, u, 6, "swiglu: addresses and sizes must be numbers")) return NULL;
+  uint64_t g = u[0], up = u[1], out = u[2], rows = u[3], I = u[4], stride = u[5];
+  if (rows == 0 || I == 0) return NULL;
+  if (I % 4 || stride < I * 4 || ((g | up | out | stride) & 3) || g + (rows - 1) * stride + I * 4 > bytes || up + (rows - 1) * stride + I * 4 > bytes || out + rows * I * 4 > bytes ||
+      stride > INT32_MAX || I > INT32_MAX || rows > INT32_MAX) {
+    napi_throw_range_error(env, NULL, "swiglu: I mod 4 = 0, stride ≥ 4I, operands inside the heap");
+    return NULL;
+  }
+#if OML_X64
+  swigluRows((const char *)data + g, (const char *)data + up, (float *)((char *)data + out), (int)rows, (int)I, (int)stride);
+#endif
+  return NULL;
+}
+
+static napi_value SwigluGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  void *data;
+  uint64_t bytes;
+  uint32_t u[8];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 9) {
+    napi_throw_type_error(env, NULL, "swigluGrad(heap, dy, g, u, dg, du, rows, I, stride): 9 arguments");
+    return NULL;
+  }
+  if (!heapArg(env, argv[0], &data, &bytes) || !u32Args(env, argv + 1, u, 8, "swigluGrad: addresses and sizes must be numbers")) return NULL;
+  uint64_t dy = u[0], g = u[1], up = u[2], dg = u[3], du = u[4], rows = u[5], I = u[6], stride = u[7];
+  if (rows == 0 || I == 0) return NULL;
+  uint64_t span = (rows - 1) * stride + I * 4;
+  if (I % 4 || stride < I * 4 || ((dy | g | up | dg | du | stride) & 3) || dy + rows * I * 4 > bytes || g + span > bytes || up + span > bytes || dg + span > bytes || du + span > bytes ||
+      stride > INT32_MAX || I > INT32_MAX || rows > INT32_MAX) {
+    napi_throw_range_error(env, NULL, "swigluGrad: I mod 4 = 0, stride ≥ 4I, operands inside the heap");
+    return NULL;
+  }
+#if OML_X64
+  char *h = data;
+  swigluGradRows((const float *)(h + dy), h + g, h + up, h + dg, h + du, (int)rows, (int)I, (int)stride);
+#endif
+  return NULL;
+}
+
 /* Whether this CPU runs the kernels (x86-64 with AVX2 and FMA). */
 static napi_value Available(napi_env env, napi_callback_info info) {
   (void)info;
@@ -440,6 +573,10 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "gemm", f);
   napi_create_function(env, "attend8", NAPI_AUTO_LENGTH, Attend8, NULL, &f);
   napi_set_named_property(env, exports, "attend8", f);
+  napi_create_function(env, "swiglu", NAPI_AUTO_LENGTH, Swiglu, NULL, &f);
+  napi_set_named_property(env, exports, "swiglu", f);
+  napi_create_function(env, "swigluGrad", NAPI_AUTO_LENGTH, SwigluGrad, NULL, &f);
+  napi_set_named_property(env, exports, "swigluGrad", f);
   napi_create_function(env, "available", NAPI_AUTO_LENGTH, Available, NULL, &f);
   napi_set_named_property(env, exports, "available", f);
   return exports;

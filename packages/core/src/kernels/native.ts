@@ -1,5 +1,5 @@
 /**
- * Our optional native kernels: native/oml-native.c, AVX2 + FMA GEMM and attention loops built into
+ * Our optional native kernels: native/oml-native.c, AVX2 + FMA GEMM, attention and SwiGLU loops built into
  * dist/native/oml-native.node by scripts/build-native.mjs where a C compiler is found. They
  * run on the same WebAssembly heaps as our wasm kernels (tfjs-wasm's, the GEMM pool's shared
  * one, the cpu backend's private one) and compute the same bits as our wasm kernels with FMA,
@@ -31,15 +31,20 @@ export type NativeGemmFn = (heap: Float32Array, a: number, panels: number, c: nu
  */
 export type NativeAttend8Fn = (heap: Float32Array, q: number, k: number, v: number, bias: number, out: number, B: number, nh: number, nkv: number, T: number, S: number, Bb: number, kShared: number, vShared: number, rows: number, P: number, G: number, scale: number) => void;
 
-interface Addon {
-  gemm: NativeGemmFn;
-  attend8: NativeAttend8Fn;
-  available(): boolean;
-}
+/** swiglu(heap, g, u, out, rows, I, stride): simd-swiglu.ts's forward (I mod 4 = 0), the same bits. */
+export type NativeSwigluFn = (heap: Float32Array, g: number, u: number, out: number, rows: number, I: number, stride: number) => void;
+/** swigluGrad(heap, dy, g, u, dg, du, rows, I, stride): simd-swiglu.ts's backward, the same bits. */
+export type NativeSwigluGradFn = (heap: Float32Array, dy: number, g: number, u: number, dg: number, du: number, rows: number, I: number, stride: number) => void;
 
 export interface NativeKernels {
   gemm: NativeGemmFn;
   attend8: NativeAttend8Fn;
+  swiglu: NativeSwigluFn;
+  swigluGrad: NativeSwigluGradFn;
+}
+
+interface Addon extends NativeKernels {
+  available(): boolean;
 }
 
 /** Where the build puts the addon. */
@@ -69,7 +74,8 @@ function load(): { kernels?: NativeKernels; status: string } {
   if (!fmaAvailable()) {
     return { status: "unused: the WebAssembly kernels run without FMA here, and the two must round alike" };
   }
-  return { kernels: { gemm: addon.gemm, attend8: addon.attend8 }, status: "AVX2 + FMA GEMM and attention" };
+  const { gemm, attend8, swiglu, swigluGrad } = addon;
+  return { kernels: { gemm, attend8, swiglu, swigluGrad }, status: "AVX2 + FMA GEMM, attention and SwiGLU" };
 }
 
 /** The native kernels, or undefined when they cannot serve here (nativeStatus says why). */

@@ -13,11 +13,14 @@
  * most 1.5 ulp from exp. Its seven multiply-adds are fused (relaxed SIMD's f32x4.relaxed_madd,
  * where simd-gemm.ts's fmaAvailable() finds it): ~20% less time forward, ~15% backward
  * ((4352, 172): 1.2 → 0.93 ms and 1.43 → 1.21 ms, the kernel alone); a rounding less.
+ * With FMA, the native addon's swiglu / swigluGrad (native.ts: AVX2, 8 lanes) run instead
+ * where it loads, with the same bits.
  */
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import { op, wasmModule, WasmType, type Code, type WasmFunction, type WasmValueType } from "./wasm-encoder.js";
 import { fmaAvailable } from "./simd-gemm.js";
-import { heapAddress, perMemory, type WasmBackendLike } from "./wasm-heap.js";
+import { nativeKernels } from "./native.js";
+import { heapAddress, heapF32, perMemory, type WasmBackendLike } from "./wasm-heap.js";
 
 
 /** XNNPACK's f32 exp constants (as simd-softmax.ts). */
@@ -158,24 +161,34 @@ const simdSwiglu = perMemory(() => swigluModuleBytes(UNROLL, fmaAvailable()), (e
  * silu(g)·u: `gate` and `up` two tensors of one shape (up ≠ null), or `up` null and `gate`
  * gate_up (…, 2I) whose halves are g and u. I (of the output's last axis) mod 4 = 0.
  */
-export function wasmSwiglu(b: WasmBackendLike, gate: TensorInfo, up: TensorInfo | null, outShape: number[]): TensorInfo {
+export function wasmSwiglu(b: WasmBackendLike, gate: TensorInfo, up: TensorInfo | null, outShape: number[], useNative = true): TensorInfo {
   const I = outShape[outShape.length - 1] as number;
   const rows = outShape.reduce((a, c) => a * c, 1) / I;
   const out = b.makeOutput(outShape, "float32"); // first: addresses are read after the last allocation
   const g = heapAddress(b, gate);
   const [u, stride] = up ? [heapAddress(b, up), I * 4] : [g + I * 4, I * 8];
-  simdSwiglu(b.wasm.asm.memory).forward(g, u, heapAddress(b, out), rows, I, stride);
+  const native = useNative ? nativeKernels()?.swiglu : undefined;
+  if (native) {
+    native(heapF32(b), g, u, heapAddress(b, out), rows, I, stride);
+  } else {
+    simdSwiglu(b.wasm.asm.memory).forward(g, u, heapAddress(b, out), rows, I, stride);
+  }
   return out;
 }
 
 /** [dg, du] (two tensors) or [d gate_up] (up null), as wasmSwiglu lays them out. */
-export function wasmSwigluGrad(b: WasmBackendLike, dy: TensorInfo, gate: TensorInfo, up: TensorInfo | null): TensorInfo[] {
+export function wasmSwigluGrad(b: WasmBackendLike, dy: TensorInfo, gate: TensorInfo, up: TensorInfo | null, useNative = true): TensorInfo[] {
   const I = dy.shape[dy.shape.length - 1] as number;
   const rows = dy.shape.reduce((a, c) => a * c, 1) / I;
   const outs = up ? [b.makeOutput(gate.shape, "float32"), b.makeOutput(up.shape, "float32")] : [b.makeOutput(gate.shape, "float32")];
   const g = heapAddress(b, gate);
   const dg = heapAddress(b, outs[0] as TensorInfo);
   const [u, du, stride] = up ? [heapAddress(b, up), heapAddress(b, outs[1] as TensorInfo), I * 4] : [g + I * 4, dg + I * 4, I * 8];
-  simdSwiglu(b.wasm.asm.memory).backward(heapAddress(b, dy), g, u, dg, du, rows, I, stride);
+  const native = useNative ? nativeKernels()?.swigluGrad : undefined;
+  if (native) {
+    native(heapF32(b), heapAddress(b, dy), g, u, dg, du, rows, I, stride);
+  } else {
+    simdSwiglu(b.wasm.asm.memory).backward(heapAddress(b, dy), g, u, dg, du, rows, I, stride);
+  }
   return outs;
 }

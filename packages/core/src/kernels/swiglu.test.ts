@@ -2,7 +2,11 @@ import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, test } from "vitest";
 import { expectNoLeakedTensors } from "../../test/support/no-leaked-tensors.js";
 import { maxScaledError } from "../train/gradient-check.js";
+import type { TensorInfo } from "@tensorflow/tfjs-core";
+import { nativeKernels } from "./native.js";
+import { wasmSwiglu, wasmSwigluGrad } from "./simd-swiglu.js";
 import { splitSwiglu, swiglu, swigluChain, swigluValues } from "./swiglu.js";
+import type { WasmBackendLike } from "./wasm-heap.js";
 
 /** The gate's (and up's) shape, I last. */
 const SHAPES: number[][] = [
@@ -72,3 +76,43 @@ for (const backend of ["wasm", "cpu"] as const) {
     });
   });
 }
+
+describe("native swiglu", () => {
+  expectNoLeakedTensors("wasm");
+
+  test.skipIf(!nativeKernels())("forward and backward give the wasm module's bits (two tensors and gate_up; I mod 8 = 0 and 4)", () => {
+    const b = tf.backend() as unknown as WasmBackendLike;
+    const bits = (infos: TensorInfo[]): Uint32Array[] =>
+      infos.map((info) => {
+        const t = tf.engine().makeTensorFromTensorInfo(info);
+        const out = new Uint32Array((t.dataSync() as Float32Array).slice().buffer);
+        t.dispose();
+        return out;
+      });
+    for (const shape of [[2, 17, 172], [4, 256], [3, 12], [1, 4]]) {
+      tf.tidy(() => {
+        // gates past σ's clamp both ways, zeros of both signs, and a NaN
+        const n = shape.reduce((a, c) => a * c, 1);
+        const g = tf.reshape(tf.slice(tf.concat([tf.tensor1d([0, -0, NaN, 100, -100]), tf.reshape(tf.randomNormal(shape, 0, 40, "float32", 3), [-1])]), [0], [n]), shape);
+        const u = tf.randomNormal(shape, 0, 1, "float32", 4);
+        const dy = tf.randomNormal(shape, 0, 1, "float32", 5);
+        const gu = tf.concat([g, u], -1);
+        const run = (useNative: boolean): Uint32Array[] => [
+          ...bits([wasmSwiglu(b, g, u, shape, useNative)]),
+          ...bits([wasmSwiglu(b, gu, null, shape, useNative)]),
+          ...bits(wasmSwigluGrad(b, dy, g, u, useNative)),
+          ...bits(wasmSwigluGrad(b, dy, gu, null, useNative)),
+        ];
+        const [native, wasm] = [run(true), run(false)];
+        // the same bits, but for NaN payloads (a NaN is a NaN)
+        const nanOrBits = (a: Uint32Array): (number | string)[] => Array.from(new Float32Array(a.buffer), (x, j) => (Number.isNaN(x) ? "NaN" : (a[j] as number)));
+        native.forEach((n, i) => {
+          const [a, w] = [nanOrBits(n), nanOrBits(wasm[i] as Uint32Array)];
+          const bad = a.findIndex((x, j) => x !== w[j]);
+          if (bad >= 0) console.log(`[${shape}] ${i} at ${bad}: ${new Float32Array(n.buffer)[bad]} vs ${new Float32Array((wasm[i] as Uint32Array).buffer)[bad]}, g ${g.dataSync()[bad % n.length]}, ${a[bad]} ${w[bad]}`);
+          expect(bad, `[${shape}] output ${i}`).toBe(-1);
+        });
+      });
+    }
+  });
+});
