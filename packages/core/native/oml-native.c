@@ -243,35 +243,43 @@ static TARGET void attendGroup8(const float *q, const float *kp, const float *vp
     m4 = _mm_max_ps(m4, _mm_shuffle_ps(m4, m4, _MM_SHUFFLE(1, 0, 3, 2)));
     m4 = _mm_max_ps(m4, _mm_shuffle_ps(m4, m4, _MM_SHUFFLE(2, 3, 0, 1)));
     const __m256 mx = _mm256_broadcastss_ps(m4);
-    /* e = exp(z − max) in place; which keys have e > 0 (bit s of `above`, by 8) */
-    uint32_t above[64]; /* S ≤ 2048 */
+    /* e = exp(z − max) in place; Σ e over the whole blocks of 4 keys in order, and LO … HI
+     * (the first and the last of those blocks with any e > 0), as the wasm kernel has them */
+    const int full = S / 4;
+    __m128 sum = _mm_setzero_ps();
+    int lo = S, hi = 0;
+    uint32_t prevBits = 0, lastBits = 0; /* of the last two blocks of 8 (the overlapping tail's keys) */
     for (int j = 0; j < blocks; j++) {
       __m256 dd = _mm256_sub_ps(_mm256_loadu_ps(z + 8 * j), mx);
       __m256 mask = _mm256_cmp_ps(dd, cutoff, _CMP_GE_OQ);
       int bits = _mm256_movemask_ps(mask);
       if (j == blocks - 1) bits &= (1 << tailLanes) - 1;
-      if ((j & 3) == 0) above[j >> 2] = 0;
-      above[j >> 2] |= (uint32_t)bits << (8 * (j & 3));
-      _mm256_storeu_ps(z + 8 * j, bits ? exp8(dd, mask) : _mm256_setzero_ps());
-    }
-    /* Σ e and LO … HI as the wasm kernel's blocks of 4 (and overlapping tail) have them */
-    const int full = S / 4;
-    __m128 sum = _mm_setzero_ps();
-    int lo = S, hi = 0;
-    for (int j = 0; j < full; j++) {
-      sum = _mm_add_ps(sum, _mm_loadu_ps(z + 4 * j));
-      if ((above[j >> 3] >> (4 * (j & 7))) & 15) {
-        lo = lo < 4 * j ? lo : 4 * j;
-        hi = 4 * j + 4;
+      __m256 e = bits ? exp8(dd, mask) : _mm256_setzero_ps();
+      _mm256_storeu_ps(z + 8 * j, e);
+      if (2 * j < full) {
+        sum = _mm_add_ps(sum, _mm256_castps256_ps128(e));
+        if (bits & 15) {
+          lo = lo < 8 * j ? lo : 8 * j;
+          hi = 8 * j + 4;
+        }
+        if (2 * j + 1 < full) {
+          sum = _mm_add_ps(sum, _mm256_extractf128_ps(e, 1));
+          if (bits & 0xF0) {
+            lo = lo < 8 * j + 4 ? lo : 8 * j + 4;
+            hi = 8 * j + 8;
+          }
+        }
       }
+      prevBits = lastBits;
+      lastBits = (uint32_t)bits;
     }
     if (S % 4) {
       const int first = S - 4, fresh = S % 4; /* keys S−4 … S−1; the last `fresh` are new */
       const __m128i lanes = _mm_cmpgt_epi32(_mm_set1_epi32(4 - fresh), _mm_setr_epi32(0, 1, 2, 3));
       sum = _mm_add_ps(sum, _mm_andnot_ps(_mm_castsi128_ps(lanes), _mm_loadu_ps(z + first)));
-      int any = 0;
-      for (int s = first; s < S; s++) any |= (above[s >> 5] >> (s & 31)) & 1;
-      if (any) {
+      const int base = blocks >= 2 ? 8 * (blocks - 2) : 0; /* key of bit 0 in (prev | last << 8) */
+      const uint32_t two = blocks >= 2 ? prevBits | lastBits << 8 : lastBits;
+      if ((two >> (first - base)) & 15) {
         lo = lo < 4 * full ? lo : 4 * full;
         hi = S;
       }
