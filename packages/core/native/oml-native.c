@@ -5,7 +5,7 @@
  * WebAssembly kernels, which compute the same bits (below).
  *
  * Why: WebAssembly SIMD has 128-bit vectors only, so our wasm GEMM tops out at ~47 GFLOP/s on
- * a core that does 256-bit FMAs; here the same loop runs at ~90 (bench/native-gemm.mjs). No
+ * a core that does 256-bit FMAs; here the same loop runs at ~80-95 (bench/native-kernels.mjs). No
  * well-kept npm package gives a native sgemm without a system BLAS (which our machines may not
  * have), and tfjs-node's libtensorflow downloads at install time, which our machines cannot.
  *
