@@ -21,11 +21,22 @@ import { RuntimeFailure } from "../errors.js";
 import { workerUrl } from "../parallel/worker-url.js";
 import { isIdentity, plainDims, runGemm, scratchBytes, type MatMulDims } from "./gemm-loops.js";
 import { CTL, type GemmPoolInit } from "./gemm-pool-protocol.js";
+import { nativeKernels } from "./native.js";
 import { SHARED_MEMORY_MAX_PAGES } from "./wasm-encoder.js";
 import { WebAssemblyApi, type WasmMemory } from "./wasm-heap.js";
 
 /** Products below this many flops stay on one thread: waking the other and the copies cost more. */
 export const MIN_POOL_FLOPS = 8e6;
+/**
+ * The same two with our native GEMM (native.ts): twice as fast, so the copies weigh twice as
+ * much. Measured (median ms, one thread → pool, interleaved): (4352, 64)·(64, 172) 1.50 → 1.89
+ * (96 MFLOP, K·N/(K + N) 47: a stories260K check's); (4352, 172)·(172, 64) 1.28 → 1.22;
+ * (9632, 96)·(96, 200) 3.5 → 8.2 (370 MFLOP, 65); (512, 256)·(256, 704) 2.66 → 2.63 (184
+ * MFLOP, 188); the 20M Llama's lm_head (512, 256)·(256, 32000) 120 → 95 (8.4 GFLOP, 254). A
+ * check then never starts the thread, whose start cost a fresh oml-check ~0.15 s.
+ */
+export const MIN_POOL_FLOPS_NATIVE = 256e6;
+export const MIN_POOL_INTENSITY_NATIVE = 200;
 /**
  * Nor do products with fewer multiply-adds per float copied, K·N/(K + N) (A's and C's rows
  * cross over; B is small then). Measured (ms, one thread → pool): (4352, 64)·(64, 64) 0.83 →
@@ -49,6 +60,16 @@ let pool: Pool | null | undefined; // undefined: not started; null: off for this
 let othersBusy = 0;
 let disabled = false;
 let splitCount = 0;
+
+/** Products of fewer flops stay on one thread (MIN_POOL_FLOPS, or MIN_POOL_FLOPS_NATIVE with the native GEMM). */
+export function gemmPoolMinFlops(): number {
+  return nativeKernels() ? MIN_POOL_FLOPS_NATIVE : MIN_POOL_FLOPS;
+}
+
+/** And products of fewer multiply-adds per float copied (MIN_POOL_INTENSITY, or MIN_POOL_INTENSITY_NATIVE). */
+export function gemmPoolMinIntensity(): number {
+  return nativeKernels() ? MIN_POOL_INTENSITY_NATIVE : MIN_POOL_INTENSITY;
+}
 
 /** Whether the pool's thread has been started (tests). */
 export function gemmPoolStarted(): boolean {
@@ -148,7 +169,7 @@ const align = (x: number): number => Math.ceil(x / 64) * 64;
  */
 export function pooledGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims, aAddr: number, bAddr: number, cAddr: number, scratch: number, transposeA: boolean, transposeB: boolean): boolean {
   const { M, N, K, batch } = d;
-  if (2 * batch * M * N * K < MIN_POOL_FLOPS || K === 0 || (K * N) / (K + N) < MIN_POOL_INTENSITY) {
+  if (2 * batch * M * N * K < gemmPoolMinFlops() || K === 0 || (K * N) / (K + N) < gemmPoolMinIntensity()) {
     return false;
   }
   const p = usable();
