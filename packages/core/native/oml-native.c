@@ -391,23 +391,30 @@ static int heapArg(napi_env env, napi_value value, void **data, uint64_t *bytes)
   return 1;
 }
 
-static napi_value Gemm(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
-  napi_value argv[11];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 11) {
-    napi_throw_type_error(env, NULL, "gemm(heap, a, panels, c, M, N, K, rsA, csA, ldc, accumulate): 11 arguments");
-    return NULL;
+/* The arguments every kernel takes: the heap (argv[0]), then nu uint32s (addresses, sizes,
+ * strides) into u; `usage` names them. argv gets all `want` arguments. 0 after a thrown TypeError. */
+static int kernelArgs(napi_env env, napi_callback_info info, size_t want, napi_value *argv, void **data, uint64_t *bytes, uint32_t *u, size_t nu, const char *usage) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != want) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
   }
-  void *data;
-  uint64_t bytes;
-  if (!heapArg(env, argv[0], &data, &bytes)) return NULL;
-  uint32_t u[10];
-  for (int i = 0; i < 10; i++) {
+  if (!heapArg(env, argv[0], data, bytes)) return 0;
+  for (size_t i = 0; i < nu; i++) {
     if (napi_get_value_uint32(env, argv[i + 1], &u[i]) != napi_ok) {
-      napi_throw_type_error(env, NULL, "gemm: addresses, sizes and strides must be numbers");
-      return NULL;
+      napi_throw_type_error(env, NULL, usage);
+      return 0;
     }
   }
+  return 1;
+}
+
+static napi_value Gemm(napi_env env, napi_callback_info info) {
+  napi_value argv[11];
+  void *data;
+  uint64_t bytes;
+  uint32_t u[10];
+  if (!kernelArgs(env, info, 11, argv, &data, &bytes, u, 10, "gemm(heap: Float32Array, a, panels, c, M, N, K, rsA, csA, ldc, accumulate: numbers)")) return NULL;
   uint64_t a = u[0], panels = u[1], c = u[2], M = u[3], N = u[4], K = u[5], rsA = u[6], csA = u[7], ldc = u[8];
   if (M == 0 || N == 0 || K == 0) return NULL;
   /* Every byte read or written inside the heap (the caller's tensors may not be; a wrong
@@ -433,22 +440,11 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
  * the first P keys of batch row b are those of prefix rows[b] (int32 (B) at `rows`, each < G)
  * of kShared, vShared (G, nkv, P, 8): a shared prompt prefix, never copied per row. */
 static napi_value Attend8(napi_env env, napi_callback_info info) {
-  size_t argc = 18;
   napi_value argv[18];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 18) {
-    napi_throw_type_error(env, NULL, "attend8(heap, q, k, v, bias, out, B, nh, nkv, T, S, Bb, kShared, vShared, rows, P, G, scale): 18 arguments");
-    return NULL;
-  }
   void *data;
   uint64_t bytes;
-  if (!heapArg(env, argv[0], &data, &bytes)) return NULL;
   uint32_t u[16];
-  for (int i = 0; i < 16; i++) {
-    if (napi_get_value_uint32(env, argv[i + 1], &u[i]) != napi_ok) {
-      napi_throw_type_error(env, NULL, "attend8: addresses and sizes must be numbers");
-      return NULL;
-    }
-  }
+  if (!kernelArgs(env, info, 18, argv, &data, &bytes, u, 16, "attend8(heap: Float32Array, q, k, v, bias, out, B, nh, nkv, T, S, Bb, kShared, vShared, rows, P, G, scale: numbers)")) return NULL;
   double scale;
   if (napi_get_value_double(env, argv[17], &scale) != napi_ok) {
     napi_throw_type_error(env, NULL, "attend8: scale must be a number");
@@ -503,27 +499,12 @@ static napi_value Attend8(napi_env env, napi_callback_info info) {
 
 /* swiglu(heap, g, u, out, rows, I, stride) and swigluGrad(heap, dy, g, u, dg, du, rows, I, stride):
  * simd-swiglu.ts's forward and backward (I mod 4 = 0; byte addresses and stride). */
-static int u32Args(napi_env env, napi_value *argv, uint32_t *u, int n, const char *what) {
-  for (int i = 0; i < n; i++) {
-    if (napi_get_value_uint32(env, argv[i], &u[i]) != napi_ok) {
-      napi_throw_type_error(env, NULL, what);
-      return 0;
-    }
-  }
-  return 1;
-}
-
 static napi_value Swiglu(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
   void *data;
   uint64_t bytes;
   uint32_t u[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 7) {
-    napi_throw_type_error(env, NULL, "swiglu(heap, g, u, out, rows, I, stride): 7 arguments");
-    return NULL;
-  }
-  if (!heapArg(env, argv[0], &data, &bytes) || !u32Args(env, argv + 1, u, 6, "swiglu: addresses and sizes must be numbers")) return NULL;
+  if (!kernelArgs(env, info, 7, argv, &data, &bytes, u, 6, "swiglu(heap: Float32Array, g, u, out, rows, I, stride: numbers)")) return NULL;
   uint64_t g = u[0], up = u[1], out = u[2], rows = u[3], I = u[4], stride = u[5];
   if (rows == 0 || I == 0) return NULL;
   if (I % 4 || stride < I * 4 || ((g | up | out | stride) & 3) || g + (rows - 1) * stride + I * 4 > bytes || up + (rows - 1) * stride + I * 4 > bytes || out + rows * I * 4 > bytes ||
@@ -538,16 +519,11 @@ static napi_value Swiglu(napi_env env, napi_callback_info info) {
 }
 
 static napi_value SwigluGrad(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
   napi_value argv[9];
   void *data;
   uint64_t bytes;
   uint32_t u[8];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 9) {
-    napi_throw_type_error(env, NULL, "swigluGrad(heap, dy, g, u, dg, du, rows, I, stride): 9 arguments");
-    return NULL;
-  }
-  if (!heapArg(env, argv[0], &data, &bytes) || !u32Args(env, argv + 1, u, 8, "swigluGrad: addresses and sizes must be numbers")) return NULL;
+  if (!kernelArgs(env, info, 9, argv, &data, &bytes, u, 8, "swigluGrad(heap: Float32Array, dy, g, u, dg, du, rows, I, stride: numbers)")) return NULL;
   uint64_t dy = u[0], g = u[1], up = u[2], dg = u[3], du = u[4], rows = u[5], I = u[6], stride = u[7];
   if (rows == 0 || I == 0) return NULL;
   uint64_t span = (rows - 1) * stride + I * 4;
