@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Our native AVX2 + FMA kernels (packages/core/native/oml-native.c) against the WebAssembly
+// Our native AVX2 + FMA kernels (packages/core/native/*.c) against the WebAssembly
 // SIMD kernels they replace, on the same inputs in the tfjs wasm heap, interleaved call by
 // call (this machine's speed drifts by ±25% within minutes, so only same-moment pairs
 // compare). Both give the same bits (native.test.ts, attend.test.ts, swiglu.test.ts).

@@ -1,4 +1,4 @@
-// Builds packages/core/native/oml-native.c (our AVX2 + FMA GEMM kernel, a Node-API addon)
+// Builds packages/core/native/*.c (our AVX2 + FMA kernels, a Node-API addon; addon.c says what)
 // into packages/core/dist/native/oml-native.node with the machine's C compiler and Node's own
 // headers, no node-gyp (it would want Python and a download of the headers we already have).
 // Optional: without a compiler, on another CPU or OS, or with OML_NATIVE_BUILD=0, it says so in
@@ -6,12 +6,14 @@
 // half the GEMM speed). Skips the compile when the addon is newer than its source, and removes an addon it
 // could not rebuild.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const source = path.join(root, "packages/core/native/oml-native.c");
+const sourceDir = path.join(root, "packages/core/native");
+const sources = readdirSync(sourceDir).filter((f) => f.endsWith(".c")).sort().map((f) => path.join(sourceDir, f));
+const inputs = [...readdirSync(sourceDir).map((f) => path.join(sourceDir, f)), fileURLToPath(import.meta.url)];
 const outDir = path.join(root, "packages/core/dist/native");
 const out = path.join(outDir, "oml-native.node");
 const say = (msg) => console.log(`oml-native: ${msg}`);
@@ -27,8 +29,7 @@ if (process.env.OML_NATIVE_BUILD === "0") {
 if (process.arch !== "x64" || (process.platform !== "linux" && process.platform !== "darwin")) {
   skip(`its kernel is for x86-64 Linux and macOS, this is ${process.platform}-${process.arch}`);
 }
-const newer = (a, b) => statSync(a).mtimeMs > statSync(b).mtimeMs;
-if (existsSync(out) && newer(out, source) && newer(out, fileURLToPath(import.meta.url))) {
+if (existsSync(out) && inputs.every((f) => statSync(out).mtimeMs > statSync(f).mtimeMs)) {
   process.exit(0); // up to date
 }
 const cc = process.env.CC || "cc";
@@ -45,7 +46,7 @@ const tmp = `${out}.${process.pid}.tmp`;
 const link = process.platform === "darwin" ? ["-bundle", "-undefined", "dynamic_lookup"] : ["-shared"];
 // -ffp-contract=off: GNU C would fuse our separate multiplies and adds into FMAs, and the
 // kernels must round exactly as the wasm ones do (every bit is compared in the tests).
-const args = ["-O3", "-ffp-contract=off", "-std=gnu11", "-fPIC", "-fvisibility=hidden", "-Wall", `-I${include}`, ...link, source, "-o", tmp];
+const args = ["-O3", "-ffp-contract=off", "-std=gnu11", "-fPIC", "-fvisibility=hidden", "-Wall", `-I${include}`, ...link, ...sources, "-o", tmp];
 const r = spawnSync(cc, args, { encoding: "utf8" });
 if (r.status !== 0) {
   rmSync(tmp, { force: true });

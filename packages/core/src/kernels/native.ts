@@ -1,5 +1,5 @@
 /**
- * Our optional native kernels: native/oml-native.c, AVX2 + FMA GEMM, attention and SwiGLU loops built into
+ * Our optional native kernels: native/*.c (addon.c says what), AVX2 + FMA GEMM, attention and SwiGLU loops built into
  * dist/native/oml-native.node by scripts/build-native.mjs where a C compiler is found. They
  * run on the same WebAssembly heaps as our wasm kernels (tfjs-wasm's, the GEMM pool's shared
  * one, the cpu backend's private one) and compute the same bits as our wasm kernels with FMA,

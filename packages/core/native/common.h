@@ -1,0 +1,54 @@
+/*
+ * What the kernels of oml-native share (see addon.c for the addon as a whole): the x86-64
+ * target attributes, the lane masks, and XNNPACK's rr2-p5 exp (simd-softmax.ts's expCode with
+ * FMA), which the attention and SwiGLU kernels both mirror operation for operation.
+ */
+#ifndef OML_NATIVE_COMMON_H
+#define OML_NATIVE_COMMON_H
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define OML_X64 1
+#define TARGET __attribute__((target("avx2,fma")))
+#define INLINE static inline __attribute__((always_inline))
+
+/* The lanes l < w set (a masked load reads, and a masked store writes, only those). */
+INLINE TARGET __m256i lanesBelow(int w) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+#define EXP_LOG2E 1.44269502f
+#define EXP_MAGIC 12583039.0f
+#define EXP_LN2_HI -0.693145751953125f
+#define EXP_LN2_LO -1.428606765330187e-6f
+#define EXP_CUTOFF -87.33654022216797f
+
+/* exp(d) for d ≤ 0 in the lanes of `mask` (d ≥ cutoff), 0 in the others: simd-softmax.ts's expCode with FMA. */
+INLINE TARGET __m256 exp8(__m256 d, __m256 mask) {
+  d = _mm256_and_ps(d, mask);
+  __m256 n = _mm256_add_ps(_mm256_mul_ps(d, _mm256_set1_ps(EXP_LOG2E)), _mm256_set1_ps(EXP_MAGIC));
+  __m256 s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(n), 23));
+  n = _mm256_sub_ps(n, _mm256_set1_ps(EXP_MAGIC));
+  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(EXP_LN2_LO), _mm256_fmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), d));
+  __m256 p = _mm256_set1_ps(0.008289290592074394f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.04189782217144966f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.16667652130126953f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.4999915063381195f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.9999997019767761f));
+  return _mm256_and_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, s), s), mask);
+}
+
+/* The kernels (gemm.c, attend8.c, swiglu.c); addon.c checks every argument first. */
+void omlGemm(char *heap, uint32_t a, uint32_t panels, uint32_t c, int M, int N, int K, int rsA, int csA, int ldc, int accumulate);
+void omlAttend8(char *heap, uint64_t q, uint64_t k, uint64_t v, uint64_t bias, uint64_t out, uint64_t B, uint64_t nh, uint64_t nkv, uint64_t T, uint64_t S, uint64_t Bb,
+                uint64_t kShared, uint64_t vShared, const int32_t *rowOf, uint64_t P, float scale, float *scratch);
+void omlSwiglu(const char *g, const char *u, float *out, int rows, int I, int stride);
+void omlSwigluGrad(const float *dy, const char *g, const char *u, char *dg, char *du, int rows, int I, int stride);
+#else
+#define OML_X64 0
+#endif
+#endif
