@@ -77,6 +77,25 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* pack(heap, src, rs, cs, k0, kc, j0, nc, dst): simd-gemm.ts's packPanels (float indices). */
+static napi_value Pack(napi_env env, napi_callback_info info) {
+  napi_value argv[9];
+  void *data;
+  uint64_t bytes;
+  uint32_t u[8];
+  if (!kernelArgs(env, info, 9, argv, &data, &bytes, u, 8, "pack(heap: Float32Array, src, rs, cs, k0, kc, j0, nc, dst: numbers)")) return NULL;
+  uint64_t src = u[0], rs = u[1], cs = u[2], k0 = u[3], kc = u[4], j0 = u[5], nc = u[6], dst = u[7], floats = bytes / 4;
+  if (kc == 0 || nc == 0) return NULL;
+  if (src + (k0 + kc - 1) * rs + (j0 + nc - 1) * cs >= floats || dst + (nc + 7) / 8 * 8 * kc > floats) {
+    napi_throw_range_error(env, NULL, "pack: operands outside the heap");
+    return NULL;
+  }
+#if OML_X64
+  omlPack(data, src, rs, cs, k0, kc, j0, nc, dst);
+#endif
+  return NULL;
+}
+
 /* attend8(heap, q, k, v, bias, out, B, nh, nkv, T, S, Bb, kShared, vShared, rows, P, G, scale):
  * simd-attend.ts's wasmAttend for hs = 8, every (b, g) group in one call; addresses in bytes.
  * q (B, nh, T, 8); k, v (B, nkv, S − P, 8); bias (Bb, 1, T, S); out (B, T, nh·8). With P > 0
@@ -187,6 +206,8 @@ NAPI_MODULE_INIT() {
   napi_value f;
   napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, Gemm, NULL, &f);
   napi_set_named_property(env, exports, "gemm", f);
+  napi_create_function(env, "pack", NAPI_AUTO_LENGTH, Pack, NULL, &f);
+  napi_set_named_property(env, exports, "pack", f);
   napi_create_function(env, "attend8", NAPI_AUTO_LENGTH, Attend8, NULL, &f);
   napi_set_named_property(env, exports, "attend8", f);
   napi_create_function(env, "swiglu", NAPI_AUTO_LENGTH, Swiglu, NULL, &f);

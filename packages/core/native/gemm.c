@@ -92,4 +92,24 @@ TARGET void omlGemm(char *heap, uint32_t a, uint32_t panels, uint32_t c, int M, 
   for (; j + 8 < N; j += 16) rows2(heap + a, p + (size_t)j * K, pstride, heap + c + 4 * (size_t)j, M, K, rsA, csA, ldc, N - j, accumulate);
   if (j < N) rows1(heap + a, p + (size_t)j * K, pstride, heap + c + 4 * (size_t)j, M, K, rsA, csA, ldc, N - j, accumulate);
 }
+
+/* simd-gemm.ts's packPanels: B[k0 … k0+kc, j0 … j0+nc) into ⌈nc/8⌉ panels of (kc, 8) floats at
+ * float index dst, zero-padded; B(k, j) at float index src + k·rs + j·cs. A copy: the same bits. */
+void omlPack(float *heap, uint64_t src, uint64_t rs, uint64_t cs, uint64_t k0, uint64_t kc, uint64_t j0, uint64_t nc, uint64_t dst) {
+  const uint64_t panels = (nc + 7) / 8;
+  for (uint64_t p = 0; p < panels; p++) {
+    float *out = heap + dst + p * kc * 8;
+    const uint64_t width = nc - p * 8 < 8 ? nc - p * 8 : 8;
+    if (width < 8) memset(out, 0, sizeof(float) * kc * 8);
+    if (cs == 1) {
+      for (uint64_t k = 0; k < kc; k++) memcpy(out + k * 8, heap + src + (k0 + k) * rs + j0 + p * 8, sizeof(float) * width);
+    } else {
+      for (uint64_t l = 0; l < width; l++) {
+        const float *s = heap + src + (j0 + p * 8 + l) * cs + k0 * rs;
+        for (uint64_t k = 0; k < kc; k++) out[k * 8 + l] = s[k * rs];
+      }
+    }
+  }
+}
 #endif
+

@@ -40,6 +40,12 @@ export function isIdentity(idx: Int32Array): boolean {
  * serves: below, the Node-API call (~0.3 µs) costs more than its wider vectors save.
  */
 const NATIVE_MIN_MACS = 32768;
+/**
+ * B blocks of at least this many floats are packed by the native pack: the JS loop copies at
+ * ~2.5 ns a float, and a training step packs the activations of every weight gradient's
+ * product (dW = dyᵀ·x, B = x: (576, 64–172) on stories260K): ~16% of its time.
+ */
+const NATIVE_MIN_PACK = 512;
 
 /** Scratch bytes runGemm needs for B's panels. */
 export function scratchBytes(d: MatMulDims): number {
@@ -67,7 +73,8 @@ export function runGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims, a
     gemmBatch(aAddr, bAddr, cAddr, batch, M, N, K, rsA, csA, rsB * 4, csB * 4, M * K * 4, K * N * 4, M * N * 4, scratch);
     return;
   }
-  const nativeGemm = nativeKernels()?.gemm;
+  const native = nativeKernels();
+  const nativeGemm = native?.gemm;
   const wide: GemmFn | undefined = nativeGemm && ((...args) => nativeGemm(heap, ...args));
   let packed = -1; // which block the scratch holds (a broadcast B is packed once)
   for (let p = 0; p < batch; p++) {
@@ -80,7 +87,7 @@ export function runGemm(memory: WasmMemory, heap: Float32Array, d: MatMulDims, a
         const kc = Math.min(KC, K - pc);
         const key = ((bIdx[p] as number) * (Math.ceil(N / NC) + 1) + jc / NC) * (Math.ceil(K / KC) + 1) + pc / KC;
         if (key !== packed) {
-          packPanels(heap, bBase, rsB, csB, pc, kc, jc, nc, scratch >>> 2);
+          (native && kc * nc >= NATIVE_MIN_PACK ? native.pack : packPanels)(heap, bBase, rsB, csB, pc, kc, jc, nc, scratch >>> 2);
           packed = key;
         }
         const kernel = wide && Math.min(MC, M) * nc * kc >= NATIVE_MIN_MACS ? wide : gemm;

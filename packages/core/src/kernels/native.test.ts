@@ -74,6 +74,21 @@ describe("native kernels", () => {
       run(true, 128, 64, 172, true, true);
     });
 
+    test("pack gives packPanels' panels, both layouts, partial panels", () => {
+      const heap = new Float32Array(new WebAssemblyApi.Memory({ initial: 8 }).buffer);
+      fill(heap, 0, 40000, 3);
+      for (const [K, N, k0, kc, j0, nc, transposed] of [[64, 172, 0, 64, 0, 172, true], [300, 70, 256, 44, 0, 70, false], [9, 13, 2, 5, 3, 10, true], [5, 8, 0, 5, 0, 8, false]] as const) {
+        const [rs, cs] = transposed ? [1, K] : [N, 1];
+        const [d1, d2] = [50000, 80000];
+        heap.fill(7, d1, d2 + 30000); // padding lanes must come back zero, not stale
+        packPanels(heap, 100, rs, cs, k0, kc, j0, nc, d1);
+        kernels?.pack(heap, 100, rs, cs, k0, kc, j0, nc, d2);
+        const n = Math.ceil(nc / 8) * 8 * kc;
+        expect(Array.from(heap.subarray(d2, d2 + n)), `K ${K} N ${N} k0 ${k0} kc ${kc} j0 ${j0} nc ${nc}`).toEqual(Array.from(heap.subarray(d1, d1 + n)));
+      }
+      expect(() => kernels?.pack(heap, 0, 1, 64, 0, 64, 0, 1e6, 0)).toThrow(RangeError);
+    });
+
     test("operands outside the heap throw a RangeError instead of writing past it", () => {
       const heap = new Float32Array(new WebAssemblyApi.Memory({ initial: 1 }).buffer); // 64 KiB
       expect(() => native?.(heap, 0, 0, 65536 - 64, 8, 32, 4, 16, 4, 128, 0)).toThrow(RangeError);
