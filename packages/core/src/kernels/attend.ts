@@ -13,6 +13,9 @@
  * for a large head with many query rows per kv head the chain's register-blocked GEMMs win:
  * measured (simd-attend.ts) it pays for hs ≤ 8, for nrep·T ≤ 8 (decode) whatever hs, and for
  * hs ≤ 16 up to nrep·T = 32; hs 32 with nrep·T 16 ran at 0.89×, hs 64 prefill at 0.47–0.66×.
+ * With the native addon (native.ts) head size 8 runs in AVX2 (the same bits), which can also
+ * read a shared prompt prefix where the KV cache keeps it once (attendShared; joinShared makes
+ * each row's keys for every other path).
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
