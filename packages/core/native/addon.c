@@ -77,6 +77,28 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* gemmBatch(heap, a, b, c, batch, M, N, K, rsA, csA, rsB, csB, sA, sB, sC, scratch): simd-gemm.ts's
+ * gemmBatch (byte addresses and strides; the scratch takes ⌈N/8⌉·8·K floats). */
+static napi_value GemmBatch(napi_env env, napi_callback_info info) {
+  napi_value argv[16];
+  void *data;
+  uint64_t bytes;
+  uint32_t u[15];
+  if (!kernelArgs(env, info, 16, argv, &data, &bytes, u, 15, "gemmBatch(heap: Float32Array, a, b, c, batch, M, N, K, rsA, csA, rsB, csB, sA, sB, sC, scratch: numbers)")) return NULL;
+  uint64_t a = u[0], b = u[1], c = u[2], batch = u[3], M = u[4], N = u[5], K = u[6], rsA = u[7], csA = u[8], rsB = u[9], csB = u[10], sA = u[11], sB = u[12], sC = u[13], scratch = u[14];
+  if (batch == 0 || M == 0 || N == 0 || K == 0) return NULL;
+  if (a + (batch - 1) * sA + (M - 1) * rsA + (K - 1) * csA + 4 > bytes || b + (batch - 1) * sB + (K - 1) * rsB + (N - 1) * csB + 4 > bytes ||
+      c + (batch - 1) * sC + M * N * 4 > bytes || scratch + (N + 7) / 8 * 8 * K * 4 > bytes || ((b | rsB | csB | scratch) & 3) || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX ||
+      batch > INT32_MAX || rsA > INT32_MAX || csA > INT32_MAX || rsB > INT32_MAX || csB > INT32_MAX) {
+    napi_throw_range_error(env, NULL, "gemmBatch: operands outside the heap");
+    return NULL;
+  }
+#if OML_X64
+  omlGemmBatch(data, a, b, c, (int)batch, (int)M, (int)N, (int)K, (int)rsA, (int)csA, (int)rsB, (int)csB, sA, sB, sC, scratch);
+#endif
+  return NULL;
+}
+
 /* pack(heap, src, rs, cs, k0, kc, j0, nc, dst): simd-gemm.ts's packPanels (float indices). */
 static napi_value Pack(napi_env env, napi_callback_info info) {
   napi_value argv[9];
@@ -206,6 +228,8 @@ NAPI_MODULE_INIT() {
   napi_value f;
   napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, Gemm, NULL, &f);
   napi_set_named_property(env, exports, "gemm", f);
+  napi_create_function(env, "gemmBatch", NAPI_AUTO_LENGTH, GemmBatch, NULL, &f);
+  napi_set_named_property(env, exports, "gemmBatch", f);
   napi_create_function(env, "pack", NAPI_AUTO_LENGTH, Pack, NULL, &f);
   napi_set_named_property(env, exports, "pack", f);
   napi_create_function(env, "attend8", NAPI_AUTO_LENGTH, Attend8, NULL, &f);

@@ -45,6 +45,8 @@ INLINE TARGET __m256 exp8(__m256 d, __m256 mask) {
 /* The kernels (gemm.c, attend8.c, swiglu.c); addon.c checks every argument first. */
 void omlGemm(char *heap, uint32_t a, uint32_t panels, uint32_t c, int M, int N, int K, int rsA, int csA, int ldc, int accumulate);
 void omlPack(float *heap, uint64_t src, uint64_t rs, uint64_t cs, uint64_t k0, uint64_t kc, uint64_t j0, uint64_t nc, uint64_t dst);
+void omlGemmBatch(char *heap, uint64_t a, uint64_t b, uint64_t c, int batch, int M, int N, int K, int rsA, int csA, int rsB, int csB, uint64_t sA, uint64_t sB, uint64_t sC,
+                  uint64_t scratch);
 void omlAttend8(char *heap, uint64_t q, uint64_t k, uint64_t v, uint64_t bias, uint64_t out, uint64_t B, uint64_t nh, uint64_t nkv, uint64_t T, uint64_t S, uint64_t Bb,
                 uint64_t kShared, uint64_t vShared, const int32_t *rowOf, uint64_t P, float scale, float *scratch);
 void omlSwiglu(const char *g, const char *u, float *out, int rows, int I, int stride);

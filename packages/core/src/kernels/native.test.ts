@@ -74,6 +74,26 @@ describe("native kernels", () => {
       run(true, 128, 64, 172, true, true);
     });
 
+    test("gemmBatch gives the wasm gemmBatch's bits (attention's batched products, every transpose)", () => {
+      const memory = new WebAssemblyApi.Memory({ initial: 64 });
+      const heap = new Float32Array(memory.buffer);
+      const { gemmBatch } = simdGemm(memory);
+      for (const [batch, M, N, K, ta, tb] of [[128, 36, 18, 8, false, true], [128, 36, 8, 18, false, false], [64, 18, 8, 36, true, false], [5, 7, 13, 3, true, true], [3, 1, 1, 1, false, false]] as const) {
+        const [a, b] = [64, 64 + batch * M * K + 16];
+        const [scratch, c1] = [b + batch * K * N + 16, b + batch * K * N + 16 + Math.ceil(N / 8) * 8 * K + 16];
+        const c2 = c1 + batch * M * N + 16;
+        fill(heap, a, batch * M * K, M + N);
+        fill(heap, b, batch * K * N, K + 2 * N);
+        const [rsA, csA] = ta ? [4, M * 4] : [K * 4, 4];
+        const [rsB, csB] = tb ? [4, K * 4] : [N * 4, 4];
+        const args = [rsA, csA, rsB, csB, M * K * 4, K * N * 4, M * N * 4, scratch * 4] as const;
+        gemmBatch(a * 4, b * 4, c1 * 4, batch, M, N, K, ...args);
+        kernels?.gemmBatch(heap, a * 4, b * 4, c2 * 4, batch, M, N, K, ...args);
+        const w = new Uint32Array(memory.buffer);
+        expect(Array.from(w.subarray(c2, c2 + batch * M * N)), `${batch} × (${M}, ${K})·(${K}, ${N}) ta ${ta} tb ${tb}`).toEqual(Array.from(w.subarray(c1, c1 + batch * M * N)));
+      }
+    });
+
     test("pack gives packPanels' panels, both layouts, partial panels", () => {
       const heap = new Float32Array(new WebAssemblyApi.Memory({ initial: 8 }).buffer);
       fill(heap, 0, 40000, 3);

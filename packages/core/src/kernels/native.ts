@@ -36,11 +36,18 @@ export type NativeSwigluFn = (heap: Float32Array, g: number, u: number, out: num
 /** swigluGrad(heap, dy, g, u, dg, du, rows, I, stride): simd-swiglu.ts's backward, the same bits. */
 export type NativeSwigluGradFn = (heap: Float32Array, dy: number, g: number, u: number, dg: number, du: number, rows: number, I: number, stride: number) => void;
 
+/**
+ * gemmBatch(heap, a, b, c, batch, M, N, K, rsA, csA, rsB, csB, sA, sB, sC, scratch): simd-gemm.ts's
+ * gemmBatch (many one-block products in one call), byte addresses and strides; the same bits.
+ */
+export type NativeGemmBatchFn = (heap: Float32Array, a: number, b: number, c: number, batch: number, M: number, N: number, K: number, rsA: number, csA: number, rsB: number, csB: number, sA: number, sB: number, sC: number, scratch: number) => void;
+
 /** pack(heap, src, rs, cs, k0, kc, j0, nc, dst): simd-gemm.ts's packPanels, float indices. */
 export type NativePackFn = (heap: Float32Array, src: number, rs: number, cs: number, k0: number, kc: number, j0: number, nc: number, dst: number) => void;
 
 export interface NativeKernels {
   gemm: NativeGemmFn;
+  gemmBatch: NativeGemmBatchFn;
   pack: NativePackFn;
   attend8: NativeAttend8Fn;
   swiglu: NativeSwigluFn;
@@ -78,8 +85,8 @@ function load(): { kernels?: NativeKernels; status: string } {
   if (!fmaAvailable()) {
     return { status: "unused: the WebAssembly kernels run without FMA here, and the two must round alike" };
   }
-  const { gemm, pack, attend8, swiglu, swigluGrad } = addon;
-  return { kernels: { gemm, pack, attend8, swiglu, swigluGrad }, status: "AVX2 + FMA GEMM, attention and SwiGLU" };
+  const { gemm, gemmBatch, pack, attend8, swiglu, swigluGrad } = addon;
+  return { kernels: { gemm, gemmBatch, pack, attend8, swiglu, swigluGrad }, status: "AVX2 + FMA GEMM, attention and SwiGLU" };
 }
 
 /** The native kernels, or undefined when they cannot serve here (nativeStatus says why). */
