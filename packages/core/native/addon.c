@@ -52,12 +52,30 @@ static int kernelArgs(napi_env env, napi_callback_info info, size_t want, napi_v
   return 1;
 }
 
+/* A kernel function's start: its `nargs` arguments, the heap then `nu` numbers read as uint32
+ * into u, or a return after a TypeError naming `usage`. */
+#define KERNEL_ARGS(nargs, nu, usage)                                                                        \
+  napi_value argv[nargs];                                                                                    \
+  void *data;                                                                                                \
+  uint64_t bytes;                                                                                            \
+  uint32_t u[nu];                                                                                            \
+  if (!kernelArgs(env, info, nargs, argv, &data, &bytes, u, nu, usage)) return NULL
+
+/* Run a kernel call; a build for another CPU has none (native.ts never calls it there: available() is false). */
+#if OML_X64
+#define RUN(call) call
+#else
+#define RUN(call) napi_throw_error(env, NULL, "oml-native: built without its x86-64 kernels")
+#endif
+
+/* A RangeError when `bad` (operands outside the heap, sizes the kernel does not take): 1 if thrown. */
+static int refuse(napi_env env, int bad, const char *message) {
+  if (bad) napi_throw_range_error(env, NULL, message);
+  return bad;
+}
+
 static napi_value Gemm(napi_env env, napi_callback_info info) {
-  napi_value argv[11];
-  void *data;
-  uint64_t bytes;
-  uint32_t u[10];
-  if (!kernelArgs(env, info, 11, argv, &data, &bytes, u, 10, "gemm(heap: Float32Array, a, panels, c, M, N, K, rsA, csA, ldc, accumulate: numbers)")) return NULL;
+  KERNEL_ARGS(11, 10, "gemm(heap: Float32Array, a, panels, c, M, N, K, rsA, csA, ldc, accumulate: numbers)");
   uint64_t a = u[0], panels = u[1], c = u[2], M = u[3], N = u[4], K = u[5], rsA = u[6], csA = u[7], ldc = u[8];
   if (M == 0 || N == 0 || K == 0) return NULL;
   /* Every byte read or written inside the heap (the caller's tensors may not be; a wrong
@@ -65,56 +83,31 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   uint64_t aEnd = a + (M - 1) * rsA + (K - 1) * csA + 4;
   uint64_t pEnd = panels + (N + 7) / 8 * 8 * K * 4;
   uint64_t cEnd = c + (M - 1) * ldc + N * 4;
-  if (aEnd > bytes || pEnd > bytes || cEnd > bytes || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || rsA > INT32_MAX || csA > INT32_MAX || ldc > INT32_MAX) {
-    napi_throw_range_error(env, NULL, "gemm: operands outside the heap");
-    return NULL;
-  }
-#if OML_X64
-  omlGemm((char *)data, (uint32_t)a, (uint32_t)panels, (uint32_t)c, (int)M, (int)N, (int)K, (int)rsA, (int)csA, (int)ldc, u[9] != 0);
-#else
-  napi_throw_error(env, NULL, "gemm: built without the x86-64 kernel");
-#endif
+  if (refuse(env, aEnd > bytes || pEnd > bytes || cEnd > bytes || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || rsA > INT32_MAX || csA > INT32_MAX || ldc > INT32_MAX, "gemm: operands outside the heap")) return NULL;
+  RUN(omlGemm((char *)data, (uint32_t)a, (uint32_t)panels, (uint32_t)c, (int)M, (int)N, (int)K, (int)rsA, (int)csA, (int)ldc, u[9] != 0));
   return NULL;
 }
 
 /* gemmBatch(heap, a, b, c, batch, M, N, K, rsA, csA, rsB, csB, sA, sB, sC, scratch): simd-gemm.ts's
  * gemmBatch (byte addresses and strides; the scratch takes ⌈N/8⌉·8·K floats). */
 static napi_value GemmBatch(napi_env env, napi_callback_info info) {
-  napi_value argv[16];
-  void *data;
-  uint64_t bytes;
-  uint32_t u[15];
-  if (!kernelArgs(env, info, 16, argv, &data, &bytes, u, 15, "gemmBatch(heap: Float32Array, a, b, c, batch, M, N, K, rsA, csA, rsB, csB, sA, sB, sC, scratch: numbers)")) return NULL;
+  KERNEL_ARGS(16, 15, "gemmBatch(heap: Float32Array, a, b, c, batch, M, N, K, rsA, csA, rsB, csB, sA, sB, sC, scratch: numbers)");
   uint64_t a = u[0], b = u[1], c = u[2], batch = u[3], M = u[4], N = u[5], K = u[6], rsA = u[7], csA = u[8], rsB = u[9], csB = u[10], sA = u[11], sB = u[12], sC = u[13], scratch = u[14];
   if (batch == 0 || M == 0 || N == 0 || K == 0) return NULL;
-  if (a + (batch - 1) * sA + (M - 1) * rsA + (K - 1) * csA + 4 > bytes || b + (batch - 1) * sB + (K - 1) * rsB + (N - 1) * csB + 4 > bytes ||
+  if (refuse(env, a + (batch - 1) * sA + (M - 1) * rsA + (K - 1) * csA + 4 > bytes || b + (batch - 1) * sB + (K - 1) * rsB + (N - 1) * csB + 4 > bytes ||
       c + (batch - 1) * sC + M * N * 4 > bytes || scratch + (N + 7) / 8 * 8 * K * 4 > bytes || ((b | rsB | csB | scratch) & 3) || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX ||
-      batch > INT32_MAX || rsA > INT32_MAX || csA > INT32_MAX || rsB > INT32_MAX || csB > INT32_MAX) {
-    napi_throw_range_error(env, NULL, "gemmBatch: operands outside the heap");
-    return NULL;
-  }
-#if OML_X64
-  omlGemmBatch(data, a, b, c, (int)batch, (int)M, (int)N, (int)K, (int)rsA, (int)csA, (int)rsB, (int)csB, sA, sB, sC, scratch);
-#endif
+      batch > INT32_MAX || rsA > INT32_MAX || csA > INT32_MAX || rsB > INT32_MAX || csB > INT32_MAX, "gemmBatch: operands outside the heap")) return NULL;
+  RUN(omlGemmBatch(data, a, b, c, (int)batch, (int)M, (int)N, (int)K, (int)rsA, (int)csA, (int)rsB, (int)csB, sA, sB, sC, scratch));
   return NULL;
 }
 
 /* pack(heap, src, rs, cs, k0, kc, j0, nc, dst): simd-gemm.ts's packPanels (float indices). */
 static napi_value Pack(napi_env env, napi_callback_info info) {
-  napi_value argv[9];
-  void *data;
-  uint64_t bytes;
-  uint32_t u[8];
-  if (!kernelArgs(env, info, 9, argv, &data, &bytes, u, 8, "pack(heap: Float32Array, src, rs, cs, k0, kc, j0, nc, dst: numbers)")) return NULL;
+  KERNEL_ARGS(9, 8, "pack(heap: Float32Array, src, rs, cs, k0, kc, j0, nc, dst: numbers)");
   uint64_t src = u[0], rs = u[1], cs = u[2], k0 = u[3], kc = u[4], j0 = u[5], nc = u[6], dst = u[7], floats = bytes / 4;
   if (kc == 0 || nc == 0) return NULL;
-  if (src + (k0 + kc - 1) * rs + (j0 + nc - 1) * cs >= floats || dst + (nc + 7) / 8 * 8 * kc > floats) {
-    napi_throw_range_error(env, NULL, "pack: operands outside the heap");
-    return NULL;
-  }
-#if OML_X64
-  omlPack(data, src, rs, cs, k0, kc, j0, nc, dst);
-#endif
+  if (refuse(env, src + (k0 + kc - 1) * rs + (j0 + nc - 1) * cs >= floats || dst + (nc + 7) / 8 * 8 * kc > floats, "pack: operands outside the heap")) return NULL;
+  RUN(omlPack(data, src, rs, cs, k0, kc, j0, nc, dst));
   return NULL;
 }
 
@@ -124,11 +117,7 @@ static napi_value Pack(napi_env env, napi_callback_info info) {
  * the first P keys of batch row b are those of prefix rows[b] (int32 (B) at `rows`, each < G)
  * of kShared, vShared (G, nkv, P, 8): a shared prompt prefix, never copied per row. */
 static napi_value Attend8(napi_env env, napi_callback_info info) {
-  napi_value argv[18];
-  void *data;
-  uint64_t bytes;
-  uint32_t u[16];
-  if (!kernelArgs(env, info, 18, argv, &data, &bytes, u, 16, "attend8(heap: Float32Array, q, k, v, bias, out, B, nh, nkv, T, S, Bb, kShared, vShared, rows, P, G, scale: numbers)")) return NULL;
+  KERNEL_ARGS(18, 16, "attend8(heap: Float32Array, q, k, v, bias, out, B, nh, nkv, T, S, Bb, kShared, vShared, rows, P, G, scale: numbers)");
   double scale;
   if (napi_get_value_double(env, argv[17], &scale) != napi_ok) {
     napi_throw_type_error(env, NULL, "attend8: scale must be a number");
@@ -137,16 +126,10 @@ static napi_value Attend8(napi_env env, napi_callback_info info) {
   uint64_t q = u[0], k = u[1], v = u[2], bias = u[3], out = u[4], B = u[5], nh = u[6], nkv = u[7], T = u[8], S = u[9], Bb = u[10];
   uint64_t kSh = u[11], vSh = u[12], rows = u[13], P = u[14], G = u[15];
   if (B == 0 || T == 0) return NULL;
-  if (nkv == 0 || nh % nkv != 0 || S < 4 || S < T + P || S > 2048 || (Bb != 1 && Bb != B) || ((q | k | v | bias | out | kSh | vSh | rows) & 3) || (P > 0 && G == 0)) {
-    napi_throw_range_error(env, NULL, "attend8: nh must be a multiple of nkv > 0, 4 ≤ S ≤ 2048, S ≥ T + P, Bb 1 or B, addresses 4-aligned");
-    return NULL;
-  }
+  if (refuse(env, nkv == 0 || nh % nkv != 0 || S < 4 || S < T + P || S > 2048 || (Bb != 1 && Bb != B) || ((q | k | v | bias | out | kSh | vSh | rows) & 3) || (P > 0 && G == 0), "attend8: nh must be a multiple of nkv > 0, 4 ≤ S ≤ 2048, S ≥ T + P, Bb 1 or B, addresses 4-aligned")) return NULL;
   const uint64_t L = S - P; /* each row's own keys */
-  if (q + B * nh * T * 32 > bytes || k + B * nkv * L * 32 > bytes || v + B * nkv * L * 32 > bytes || bias + Bb * T * S * 4 > bytes || out + B * T * nh * 32 > bytes ||
-      (P > 0 && (kSh + G * nkv * P * 32 > bytes || vSh + G * nkv * P * 32 > bytes || rows + B * 4 > bytes))) {
-    napi_throw_range_error(env, NULL, "attend8: operands outside the heap");
-    return NULL;
-  }
+  if (refuse(env, q + B * nh * T * 32 > bytes || k + B * nkv * L * 32 > bytes || v + B * nkv * L * 32 > bytes || bias + Bb * T * S * 4 > bytes || out + B * T * nh * 32 > bytes ||
+      (P > 0 && (kSh + G * nkv * P * 32 > bytes || vSh + G * nkv * P * 32 > bytes || rows + B * 4 > bytes)), "attend8: operands outside the heap")) return NULL;
   char *heap = data;
   const int32_t *rowOf = (const int32_t *)(heap + rows);
   for (uint64_t b = 0; P > 0 && b < B; b++) {
@@ -165,7 +148,7 @@ static napi_value Attend8(napi_env env, napi_callback_info info) {
   omlAttend8(heap, q, k, v, bias, out, B, nh, nkv, T, S, Bb, kSh, vSh, rowOf, P, (float)scale, scratch);
   free(scratch);
 #else
-  napi_throw_error(env, NULL, "attend8: built without the x86-64 kernel");
+  napi_throw_error(env, NULL, "oml-native: built without its x86-64 kernels");
 #endif
   return NULL;
 }
@@ -173,42 +156,24 @@ static napi_value Attend8(napi_env env, napi_callback_info info) {
 /* swiglu(heap, g, u, out, rows, I, stride) and swigluGrad(heap, dy, g, u, dg, du, rows, I, stride):
  * simd-swiglu.ts's forward and backward (I mod 4 = 0; byte addresses and stride). */
 static napi_value Swiglu(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  void *data;
-  uint64_t bytes;
-  uint32_t u[6];
-  if (!kernelArgs(env, info, 7, argv, &data, &bytes, u, 6, "swiglu(heap: Float32Array, g, u, out, rows, I, stride: numbers)")) return NULL;
+  KERNEL_ARGS(7, 6, "swiglu(heap: Float32Array, g, u, out, rows, I, stride: numbers)");
   uint64_t g = u[0], up = u[1], out = u[2], rows = u[3], I = u[4], stride = u[5];
   if (rows == 0 || I == 0) return NULL;
-  if (I % 4 || stride < I * 4 || ((g | up | out | stride) & 3) || g + (rows - 1) * stride + I * 4 > bytes || up + (rows - 1) * stride + I * 4 > bytes || out + rows * I * 4 > bytes ||
-      stride > INT32_MAX || I > INT32_MAX || rows > INT32_MAX) {
-    napi_throw_range_error(env, NULL, "swiglu: I mod 4 = 0, stride ≥ 4I, operands inside the heap");
-    return NULL;
-  }
-#if OML_X64
-  omlSwiglu((const char *)data + g, (const char *)data + up, (float *)((char *)data + out), (int)rows, (int)I, (int)stride);
-#endif
+  if (refuse(env, I % 4 || stride < I * 4 || ((g | up | out | stride) & 3) || g + (rows - 1) * stride + I * 4 > bytes || up + (rows - 1) * stride + I * 4 > bytes || out + rows * I * 4 > bytes ||
+      stride > INT32_MAX || I > INT32_MAX || rows > INT32_MAX, "swiglu: I mod 4 = 0, stride ≥ 4I, operands inside the heap")) return NULL;
+  RUN(omlSwiglu((const char *)data + g, (const char *)data + up, (float *)((char *)data + out), (int)rows, (int)I, (int)stride));
   return NULL;
 }
 
 static napi_value SwigluGrad(napi_env env, napi_callback_info info) {
-  napi_value argv[9];
-  void *data;
-  uint64_t bytes;
-  uint32_t u[8];
-  if (!kernelArgs(env, info, 9, argv, &data, &bytes, u, 8, "swigluGrad(heap: Float32Array, dy, g, u, dg, du, rows, I, stride: numbers)")) return NULL;
+  KERNEL_ARGS(9, 8, "swigluGrad(heap: Float32Array, dy, g, u, dg, du, rows, I, stride: numbers)");
   uint64_t dy = u[0], g = u[1], up = u[2], dg = u[3], du = u[4], rows = u[5], I = u[6], stride = u[7];
   if (rows == 0 || I == 0) return NULL;
   uint64_t span = (rows - 1) * stride + I * 4;
-  if (I % 4 || stride < I * 4 || ((dy | g | up | dg | du | stride) & 3) || dy + rows * I * 4 > bytes || g + span > bytes || up + span > bytes || dg + span > bytes || du + span > bytes ||
-      stride > INT32_MAX || I > INT32_MAX || rows > INT32_MAX) {
-    napi_throw_range_error(env, NULL, "swigluGrad: I mod 4 = 0, stride ≥ 4I, operands inside the heap");
-    return NULL;
-  }
-#if OML_X64
+  if (refuse(env, I % 4 || stride < I * 4 || ((dy | g | up | dg | du | stride) & 3) || dy + rows * I * 4 > bytes || g + span > bytes || up + span > bytes || dg + span > bytes || du + span > bytes ||
+      stride > INT32_MAX || I > INT32_MAX || rows > INT32_MAX, "swigluGrad: I mod 4 = 0, stride ≥ 4I, operands inside the heap")) return NULL;
   char *h = data;
-  omlSwigluGrad((const float *)(h + dy), h + g, h + up, h + dg, h + du, (int)rows, (int)I, (int)stride);
-#endif
+  RUN(omlSwigluGrad((const float *)(h + dy), h + g, h + up, h + dg, h + du, (int)rows, (int)I, (int)stride));
   return NULL;
 }
 
@@ -225,20 +190,11 @@ static napi_value Available(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  napi_value f;
-  napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, Gemm, NULL, &f);
-  napi_set_named_property(env, exports, "gemm", f);
-  napi_create_function(env, "gemmBatch", NAPI_AUTO_LENGTH, GemmBatch, NULL, &f);
-  napi_set_named_property(env, exports, "gemmBatch", f);
-  napi_create_function(env, "pack", NAPI_AUTO_LENGTH, Pack, NULL, &f);
-  napi_set_named_property(env, exports, "pack", f);
-  napi_create_function(env, "attend8", NAPI_AUTO_LENGTH, Attend8, NULL, &f);
-  napi_set_named_property(env, exports, "attend8", f);
-  napi_create_function(env, "swiglu", NAPI_AUTO_LENGTH, Swiglu, NULL, &f);
-  napi_set_named_property(env, exports, "swiglu", f);
-  napi_create_function(env, "swigluGrad", NAPI_AUTO_LENGTH, SwigluGrad, NULL, &f);
-  napi_set_named_property(env, exports, "swigluGrad", f);
-  napi_create_function(env, "available", NAPI_AUTO_LENGTH, Available, NULL, &f);
-  napi_set_named_property(env, exports, "available", f);
+#define FN(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_enumerable, NULL}
+  const napi_property_descriptor functions[] = {
+      FN("gemm", Gemm), FN("gemmBatch", GemmBatch), FN("pack", Pack), FN("attend8", Attend8), FN("swiglu", Swiglu), FN("swigluGrad", SwigluGrad), FN("available", Available),
+  };
+#undef FN
+  napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;
 }
