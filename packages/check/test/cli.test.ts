@@ -13,8 +13,8 @@ import { beforeAll, describe, expect, test } from "vitest";
 const BIN = (name: string): string => path.resolve(__dirname, `../../${name}/bin/oml-${name}.js`);
 const STORIES = path.resolve(__dirname, "../../../../shared/models/stories260K");
 
-function run(name: string, args: string[]): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [BIN(name), ...args], { encoding: "utf8", env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1", CI: "true" } });
+function run(name: string, args: string[], env: Record<string, string> = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [BIN(name), ...args], { encoding: "utf8", env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1", CI: "true", ...env } });
 }
 
 interface Report {
@@ -74,6 +74,15 @@ describe("measuring", () => {
     expect(shared.templates).toEqual(alone.templates);
     expect(shared.failures).toEqual(alone.failures);
     expect(alone.failures?.length).toBeGreaterThan(32); // most keys fail on the untouched model: a real comparison
+  });
+
+  test("the native kernels change no result: OML_NATIVE=0 (the wasm kernels) gives the same rows and top-10 probabilities", () => {
+    const args = ["--model-path", STORIES, ...PLAIN(), "--json", "--verbose-eval", "--workers", "0", "--quiet"];
+    const native = JSON.parse(run("check", args).stdout) as Report;
+    const wasm = JSON.parse(run("check", args, { OML_NATIVE: "0" }).stdout) as Report;
+    expect(wasm.templates).toEqual(native.templates);
+    expect(wasm.failures).toEqual(native.failures); // every probability to the last bit
+    expect(native.failures?.length).toBeGreaterThan(32);
   });
 
   test("--workers rejects what is not a count or auto", () => {
