@@ -129,7 +129,7 @@ describe("a fingerprinting run", () => {
     }
   });
 
-  test("a finished run is skipped; --force redoes it; the same config gives identical weights", async () => {
+  test("a finished run is skipped; --force redoes it; the same config gives identical weights, with or without the native kernels", async () => {
     const again = run("finetune", TRAIN(path.join(root, "results")));
     expect(again.status).toBe(0);
     expect(again.stderr).toContain("a finished run with this config exists; skipping");
@@ -139,6 +139,11 @@ describe("a fingerprinting run", () => {
     const a = await readFile(path.join(dir, "final_model", "model.safetensors"));
     const b = await readFile(path.join(other.stdout.trim().split("\n").at(-1) as string, "final_model", "model.safetensors"));
     expect(Buffer.compare(a, b)).toBe(0); // deterministic for a seed on one backend
+    // and whether the native kernels ran or not (OML_NATIVE=0: the wasm ones; the same bits)
+    const wasm = run("finetune", TRAIN(path.join(root, "results-wasm")), { OML_NATIVE: "0" });
+    expect(wasm.status, wasm.stderr).toBe(0);
+    const c = await readFile(path.join(lastLine(wasm.stdout), "final_model", "model.safetensors"));
+    expect(Buffer.compare(a, c)).toBe(0);
   });
 
   test("--workers 1: the same run (hash) within float32 rounding, the worker count in summary.json", async () => {
