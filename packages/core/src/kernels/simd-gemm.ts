@@ -229,20 +229,27 @@ export interface GemmKernels {
   gemmBatch: GemmBatchFn;
 }
 
+let fma: boolean | undefined;
+
 /**
  * Whether to build the FMA kernel (f32x4.relaxed_madd). Relaxed SIMD ships enabled from V8
  * 11.4 (Node 22); Node 20's V8 11.3 has it behind --experimental-wasm-relaxed-simd, which
  * we turn on for modules compiled from now on. OML_WASM_FMA=0 keeps the plain kernel.
+ * Decided once a process (the probe builds and validates a module: ~7 ms, and every kernel
+ * module and the native loader ask).
  */
 export function fmaAvailable(): boolean {
-  if (process.env.OML_WASM_FMA === "0") {
-    return false;
+  if (fma === undefined) {
+    fma = false;
+    if (process.env.OML_WASM_FMA !== "0") {
+      const bytes = gemmModuleBytes(true);
+      if (!WebAssemblyApi.validate(bytes)) {
+        v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+      }
+      fma = WebAssemblyApi.validate(bytes);
+    }
   }
-  const bytes = gemmModuleBytes(true);
-  if (!WebAssemblyApi.validate(bytes)) {
-    v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
-  }
-  return WebAssemblyApi.validate(bytes);
+  return fma;
 }
 
 const bindGemm = (e: Record<string, unknown>): GemmKernels => ({ gemm: e.gemm as GemmFn, gemmBatch: e.gemmBatch as GemmBatchFn });
