@@ -34,21 +34,13 @@ function copyRun(src: TypedArray, s: number, dst: TypedArray, d: number, n: numb
  * with a view per run, against ~0.1 ms.
  */
 function runCopier(src: TypedArray, dst: TypedArray): (s: number, d: number, n: number) => void {
-  if (src.buffer === dst.buffer && src.BYTES_PER_ELEMENT === dst.BYTES_PER_ELEMENT && src.constructor === dst.constructor) {
-    const size = dst.BYTES_PER_ELEMENT;
-    const whole = new (dst.constructor as new (b: ArrayBufferLike) => TypedArray)(dst.buffer);
-    const [so, dO] = [src.byteOffset / size, dst.byteOffset / size];
-    return (s, d, n) => {
-      if (n >= LONG_RUN) {
-        whole.copyWithin(dO + d, so + s, so + s + n);
-      } else {
-        for (let i = 0; i < n; i++) {
-          dst[d + i] = src[s + i] as number;
-        }
-      }
-    };
+  if (src.buffer !== dst.buffer || src.constructor !== dst.constructor) {
+    return (s, d, n) => copyRun(src, s, dst, d, n);
   }
-  return (s, d, n) => copyRun(src, s, dst, d, n);
+  const size = dst.BYTES_PER_ELEMENT;
+  const whole = new (dst.constructor as new (b: ArrayBufferLike) => TypedArray)(dst.buffer);
+  const [so, dO] = [src.byteOffset / size, dst.byteOffset / size];
+  return (s, d, n) => (n >= LONG_RUN ? whole.copyWithin(dO + d, so + s, so + s + n) : copyRun(src, s, dst, d, n));
 }
 
 /** out = x[begin … begin + size) (row-major, any rank ≥ 1). */
