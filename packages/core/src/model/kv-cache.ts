@@ -33,8 +33,6 @@ export interface SharedPrefix {
   layers: (LayerKv | undefined)[];
   /** (B) int32 */
   rows: tf.Tensor1D;
-  /** P */
-  length: number;
 }
 
 /** An empty cache for a model of nLayers layers. */
@@ -45,7 +43,7 @@ export function createKvCache(nLayers: number): KvCache {
 /** Number of cached tokens (layer 0's keys, with its shared prefix if kept apart). */
 export function kvCacheLength(cache: KvCache): number {
   const own = cache.layers[0]?.k.shape[2] ?? 0;
-  return own + (cache.prefix?.layers[0] ? cache.prefix.length : 0);
+  return own + (cache.prefix?.layers[0]?.k.shape[2] ?? 0);
 }
 
 /** The shared prefix of layer i as attention reads it, if the layer still keeps one apart. */
@@ -167,7 +165,7 @@ export function mergePrefixCaches(caches: KvCache[], groupOf: number[], nLayers:
     groupOf.map((g) => (g < 0 ? caches.length : g)),
     "int32",
   );
-  out.prefix = { layers, rows, length: P };
+  out.prefix = { layers, rows };
   caches.forEach(disposeKvCache);
   return out;
 }
