@@ -15,6 +15,13 @@
 #include "common.h"
 
 #if OML_X64
+/* exp(d) for d ≤ 0 in the lanes of `mask` (d ≥ cutoff), 0 in the others: simd-softmax.ts's expCode with FMA. */
+INLINE TARGET __m256 exp8(__m256 d, __m256 mask) {
+  d = _mm256_and_ps(d, mask);
+  EXP_RR2_P5(__m256, d, s, r, p, _mm256_set1_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_fmadd_ps, _mm256_slli_epi32, _mm256_castps_si256, _mm256_castsi256_ps)
+  return _mm256_and_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, s), s), mask);
+}
+
 /* r[d] lane l ← r[l] lane d (an 8 × 8 transpose in registers). */
 INLINE TARGET void transpose8(__m256 r[8]) {
   __m256 t[8], u[8];

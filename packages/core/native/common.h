@@ -1,7 +1,7 @@
 /*
  * What the kernels of oml-native share (see addon.c for the addon as a whole): the x86-64
- * target attributes, the lane masks, and XNNPACK's rr2-p5 exp (simd-softmax.ts's expCode with
- * FMA), which the attention and SwiGLU kernels both mirror operation for operation.
+ * target attributes, the lane masks, and the core of XNNPACK's rr2-p5 exp, which the attention
+ * and SwiGLU kernels both mirror operation for operation.
  */
 #ifndef OML_NATIVE_COMMON_H
 #define OML_NATIVE_COMMON_H
@@ -27,20 +27,23 @@ INLINE TARGET __m256i lanesBelow(int w) {
 #define EXP_LN2_LO -1.428606765330187e-6f
 #define EXP_CUTOFF -87.33654022216797f
 
-/* exp(d) for d ≤ 0 in the lanes of `mask` (d ≥ cutoff), 0 in the others: simd-softmax.ts's expCode with FMA. */
-INLINE TARGET __m256 exp8(__m256 d, __m256 mask) {
-  d = _mm256_and_ps(d, mask);
-  __m256 n = _mm256_add_ps(_mm256_mul_ps(d, _mm256_set1_ps(EXP_LOG2E)), _mm256_set1_ps(EXP_MAGIC));
-  __m256 s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(n), 23));
-  n = _mm256_sub_ps(n, _mm256_set1_ps(EXP_MAGIC));
-  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(EXP_LN2_LO), _mm256_fmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), d));
-  __m256 p = _mm256_set1_ps(0.008289290592074394f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.04189782217144966f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.16667652130126953f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.4999915063381195f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.9999997019767761f));
-  return _mm256_and_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, s), s), mask);
-}
+/* XNNPACK's rr2-p5 exp up to its last step, as simd-softmax.ts's expCode and simd-swiglu.ts's
+ * sigmoid both have it (with FMA): from d, s = 2ⁿ, r = d − n·ln2 (in two parts) and the
+ * degree-5 polynomial p, in vectors of type V with the given operations. exp(d) is then
+ * (r·s)·p + s, fused or not as each kernel rounds it. */
+#define EXP_RR2_P5(V, d, s, r, p, SET1, MUL, ADD, SUB, FMA, SLLI, CASTI, CASTF) \
+  V s, r, p;                                                                      \
+  {                                                                               \
+    V n_ = ADD(MUL(d, SET1(EXP_LOG2E)), SET1(EXP_MAGIC));                         \
+    s = CASTF(SLLI(CASTI(n_), 23));                                               \
+    n_ = SUB(n_, SET1(EXP_MAGIC));                                                \
+    r = FMA(n_, SET1(EXP_LN2_LO), FMA(n_, SET1(EXP_LN2_HI), d));                  \
+    p = SET1(0.008289290592074394f);                                              \
+    p = FMA(p, r, SET1(0.04189782217144966f));                                    \
+    p = FMA(p, r, SET1(0.16667652130126953f));                                    \
+    p = FMA(p, r, SET1(0.4999915063381195f));                                     \
+    p = FMA(p, r, SET1(0.9999997019767761f));                                     \
+  }
 
 /* The kernels (gemm.c, attend8.c, swiglu.c); addon.c checks every argument first. */
 void omlGemm(char *heap, uint32_t a, uint32_t panels, uint32_t c, int M, int N, int K, int rsA, int csA, int ldc, int accumulate);

@@ -10,18 +10,10 @@
 #include "common.h"
 
 #if OML_X64
-#define SIGMOID_BODY(V, XOR, SET1, MUL, ADD, SUB, DIV, MAX, MIN, FMA, SLLI, CASTI, CASTF)                                             \
-  V d = MIN(SET1(-EXP_CUTOFF), MAX(SET1(EXP_CUTOFF), XOR(g, SET1(-0.0f)))); /* −g exactly (f32x4.neg) */                           \
-  V n = ADD(MUL(d, SET1(EXP_LOG2E)), SET1(EXP_MAGIC));                                                                              \
-  V s = CASTF(SLLI(CASTI(n), 23));                                                                                                   \
-  n = SUB(n, SET1(EXP_MAGIC));                                                                                                       \
-  V r = FMA(n, SET1(EXP_LN2_LO), FMA(n, SET1(EXP_LN2_HI), d));                                                                      \
-  V p = SET1(0.008289290592074394f);                                                                                                 \
-  p = FMA(p, r, SET1(0.04189782217144966f));                                                                                         \
-  p = FMA(p, r, SET1(0.16667652130126953f));                                                                                         \
-  p = FMA(p, r, SET1(0.4999915063381195f));                                                                                          \
-  p = FMA(p, r, SET1(0.9999997019767761f));                                                                                          \
-  V e = ADD(MUL(p, MUL(r, s)), s);                                                                                                   \
+#define SIGMOID_BODY(V, XOR, SET1, MUL, ADD, SUB, DIV, MAX, MIN, FMA, SLLI, CASTI, CASTF)                   \
+  V d = MIN(SET1(-EXP_CUTOFF), MAX(SET1(EXP_CUTOFF), XOR(g, SET1(-0.0f)))); /* −g exactly (f32x4.neg) */ \
+  EXP_RR2_P5(V, d, s, r, p, SET1, MUL, ADD, SUB, FMA, SLLI, CASTI, CASTF)                                  \
+  V e = ADD(MUL(p, MUL(r, s)), s);                                                                         \
   V sig = DIV(SET1(1.0f), ADD(e, SET1(1.0f)));
 
 INLINE TARGET __m256 sigmoid8(__m256 g) {
