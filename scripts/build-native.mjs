@@ -12,8 +12,9 @@ import { fileURLToPath } from "node:url";
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const sourceDir = path.join(root, "packages/core/native");
-const sources = readdirSync(sourceDir).filter((f) => f.endsWith(".c")).sort().map((f) => path.join(sourceDir, f));
-const inputs = [...readdirSync(sourceDir).map((f) => path.join(sourceDir, f)), fileURLToPath(import.meta.url)];
+const files = readdirSync(sourceDir).sort().map((f) => path.join(sourceDir, f));
+const sources = files.filter((f) => f.endsWith(".c"));
+const inputs = [...files, fileURLToPath(import.meta.url)]; // any newer than the addon: rebuild
 const outDir = path.join(root, "packages/core/dist/native");
 const out = path.join(outDir, "oml-native.node");
 const say = (msg) => console.log(`oml-native: ${msg}`);
@@ -29,7 +30,7 @@ if (process.env.OML_NATIVE_BUILD === "0") {
 if (process.arch !== "x64" || (process.platform !== "linux" && process.platform !== "darwin")) {
   skip(`its kernel is for x86-64 Linux and macOS, this is ${process.platform}-${process.arch}`);
 }
-if (existsSync(out) && inputs.every((f) => statSync(out).mtimeMs > statSync(f).mtimeMs)) {
+if (existsSync(out) && inputs.every((f) => statSync(f).mtimeMs < statSync(out).mtimeMs)) {
   process.exit(0); // up to date
 }
 const cc = process.env.CC || "cc";
